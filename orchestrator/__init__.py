@@ -1,0 +1,1 @@
+"""bmad-orchestrator runtime."""

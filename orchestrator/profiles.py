@@ -1,0 +1,120 @@
+"""Agent profiles: how an agent CLI starts, when it is ready, and how it gets its prompt.
+
+The field learned that typing a prompt into a freshly started TUI races its start-up, so every
+profile passes the stage prompt as the last argv element when the CLI allows it. Typed delivery
+(see `delivery.py`) is for CLIs that take no argv prompt and for later nudges. Screen patterns are
+data here, not code, because agent UIs change between versions.
+"""
+
+from __future__ import annotations
+
+import re
+import shlex
+import sys
+from collections.abc import Sequence
+from dataclasses import dataclass, field, replace
+from typing import Literal
+
+ProfileName = Literal["claude", "generic", "simulated"]
+PROFILE_NAMES: tuple[ProfileName, ...] = ("claude", "generic", "simulated")
+
+
+@dataclass(frozen=True)
+class Dialog:
+    """A first-run screen and the keys that accept it."""
+
+    name: str
+    pattern: re.Pattern[str]
+    keys: tuple[str, ...]
+
+
+@dataclass(frozen=True)
+class AgentProfile:
+    """Everything the runtime needs to know to start one kind of agent."""
+
+    name: str
+    command: tuple[str, ...]
+    prompt_via_argv: bool = True
+    ready_pattern: re.Pattern[str] | None = None
+    dialogs: tuple[Dialog, ...] = ()
+    ready_timeout: float = 120.0
+    # tmux refuses commands over ~16 KB; longer prompts go through a file the agent is told to read.
+    max_argv_prompt: int = 8000
+    env: dict[str, str] = field(default_factory=dict)
+
+    def argv(self, prompt: str | None) -> list[str]:
+        """The agent's argv; the prompt is the last element when delivered that way."""
+        args = list(self.command)
+        if prompt is not None and self.prompt_via_argv:
+            args.append(prompt)
+        return args
+
+    def first_dialog(self, screen: Sequence[str]) -> Dialog | None:
+        """The first known first-run dialog visible on `screen`, if any."""
+        text = "\n".join(screen)
+        return next((d for d in self.dialogs if d.pattern.search(text)), None)
+
+    def is_ready(self, screen: Sequence[str]) -> bool:
+        """True when the input line shows and no first-run dialog is in the way."""
+        if self.ready_pattern is None:
+            return True
+        if self.first_dialog(screen) is not None:
+            return False
+        return any(self.ready_pattern.search(line) for line in screen)
+
+
+CLAUDE_DIALOGS = (
+    Dialog(
+        "workspace-trust",
+        re.compile(
+            r"Do you trust the files in this folder|Yes, I trust this folder"
+            r"|Is this a project you created or one you trust"
+        ),
+        ("Enter",),
+    ),
+    # Its default choice is "No, exit", hence Down first.
+    Dialog("bypass-permissions", re.compile(r"Bypass Permissions mode"), ("Down", "Enter")),
+    Dialog("new-mcp-server", re.compile(r"new MCP server", re.IGNORECASE), ("Enter",)),
+)
+CLAUDE_READY = re.compile(r"^\s*[│|]?\s*[>❯]\s")
+SIMULATED_READY = re.compile(r"^sim> ")
+
+
+def split_command(command: str | Sequence[str]) -> tuple[str, ...]:
+    """A command given as a string is split like a shell would, never run through one."""
+    parts = tuple(shlex.split(command)) if isinstance(command, str) else tuple(command)
+    if not parts:
+        raise ValueError("agent command is empty")
+    return parts
+
+
+def simulated_command(args: Sequence[str] = ()) -> tuple[str, ...]:
+    """The simulated agent, run with this interpreter so it works inside any venv."""
+    return (sys.executable, "-m", "orchestrator.simulated_agent", *args)
+
+
+def make_profile(
+    name: ProfileName,
+    command: str | Sequence[str] | None = None,
+    *,
+    flags: Sequence[str] = (),
+    ready_timeout: float | None = None,
+) -> AgentProfile:
+    """Build a profile by name; `command` defaults to `claude` or the simulated agent."""
+    if name == "claude":
+        base = split_command(command or "claude")
+        profile = AgentProfile(
+            "claude", (*base, *flags), ready_pattern=CLAUDE_READY, dialogs=CLAUDE_DIALOGS
+        )
+    elif name == "simulated":
+        base = split_command(command) if command else simulated_command()
+        profile = AgentProfile("simulated", (*base, *flags), ready_pattern=SIMULATED_READY)
+    elif name == "generic":
+        if command is None:
+            raise ValueError("the generic profile needs a command")
+        profile = AgentProfile("generic", (*split_command(command), *flags))
+    else:
+        raise ValueError(f"unknown agent profile {name!r}; expected one of {PROFILE_NAMES}")
+    if ready_timeout is not None:
+        profile = replace(profile, ready_timeout=ready_timeout)
+    return profile

@@ -1,0 +1,302 @@
+"""Waiting for a stage's output: fast, cheap, and never fooled.
+
+One `FileWatcher` per event loop watches every directory any waiter cares about with a single
+watchfiles `awatch` (each awatch holds an anyio worker thread and anyio allows 40, so 50 stories
+each with their own watcher would queue). Waiters subscribe to directories and re-evaluate their
+predicate when something there changes, and on a periodic tick that also covers the race of a
+file written before the watch was registered.
+
+`wait_for_output` ends with one typed reason: done, agent_gone, timeout, stalled or cancelled.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import contextlib
+import os
+import time
+import weakref
+from collections.abc import Awaitable, Callable, Iterable
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import TYPE_CHECKING, Generic, Literal, TypeVar
+
+if TYPE_CHECKING:
+    from orchestrator.sessions import AgentSession, TmuxAgentManager
+
+T = TypeVar("T")
+WaitReason = Literal["done", "agent_gone", "timeout", "stalled", "cancelled"]
+
+STEP_MS = 10  # watchfiles' default 50 ms step means ~100 ms latency; 10 ms gives ~11 ms
+TICK_MS = 500  # empty batches this often: liveness checks and missed-event insurance
+SESSION_CHECK_INTERVAL = 2.0  # seconds between "does the session still exist" tmux calls
+
+
+def filesystem_now(folder: Path) -> int:
+    """The file system's own clock, as a watermark for outputs written after this call.
+
+    Kernel file times use a coarse clock that can lag `time.time()` by a few milliseconds, so a
+    file written just after a `time.time()` watermark may look older than it. Touching a marker
+    and reading its mtime puts the watermark on the same clock as the outputs it is compared to.
+    """
+    folder.mkdir(parents=True, exist_ok=True)
+    marker = folder / ".watermark"
+    marker.touch()
+    os.utime(marker)
+    return marker.stat().st_mtime_ns
+
+
+class Subscription:
+    """A waiter's interest in some directories; `wait()` returns at the next relevant batch."""
+
+    def __init__(self, watcher: FileWatcher, dirs: Iterable[Path]) -> None:
+        self.watcher = watcher
+        self.dirs = frozenset(Path(d).resolve() for d in dirs)
+        self.changed: set[Path] = set()
+        self.last_change = time.monotonic()
+        self._event = asyncio.Event()
+
+    def notify(self, paths: set[Path]) -> None:
+        if paths:
+            self.changed |= paths
+            self.last_change = time.monotonic()
+        self._event.set()
+
+    async def wait(self) -> set[Path]:
+        """Wait for a change or a tick; returns (and clears) the changed paths."""
+        await self._event.wait()
+        self._event.clear()
+        changed, self.changed = self.changed, set()
+        return changed
+
+    def __enter__(self) -> Subscription:
+        return self
+
+    def __exit__(self, *exc: object) -> None:
+        self.watcher.unsubscribe(self)
+
+
+class FileWatcher:
+    """One watchfiles watcher shared by all waiters of an event loop.
+
+    Directories that do not exist yet are watched through their nearest existing ancestor; when
+    one appears (or a watched one is deleted and recreated, which silences inotify) the watcher
+    restarts with the new set.
+    """
+
+    def __init__(self, *, step_ms: int = STEP_MS, tick_ms: int = TICK_MS) -> None:
+        self.step_ms = step_ms
+        self.tick_ms = tick_ms
+        self._subs: set[Subscription] = set()
+        self._task: asyncio.Task[None] | None = None
+        self._restart = asyncio.Event()
+        self.restarts = 0
+
+    def subscribe(self, dirs: Iterable[Path]) -> Subscription:
+        sub = Subscription(self, dirs)
+        self._subs.add(sub)
+        if self._task is None or self._task.done():
+            self._task = asyncio.get_running_loop().create_task(self._run(), name="bmad-watcher")
+        elif not sub.dirs <= self._watched_dirs:
+            self._restart.set()
+        return sub
+
+    def unsubscribe(self, sub: Subscription) -> None:
+        self._subs.discard(sub)
+        if not self._subs and self._task is not None:
+            self._task.cancel()
+            self._task = None
+
+    @property
+    def _watched_dirs(self) -> frozenset[Path]:
+        return getattr(self, "_current_dirs", frozenset())
+
+    def _roots(self) -> tuple[frozenset[Path], frozenset[Path]]:
+        wanted = frozenset(d for sub in self._subs for d in sub.dirs)
+        roots = frozenset(_nearest_existing(d) for d in wanted)
+        return wanted, roots
+
+    async def _run(self) -> None:
+        from watchfiles import awatch
+
+        while self._subs:
+            wanted, roots = self._roots()
+            self._current_dirs = frozenset(d for d in wanted if d in roots)
+            self._restart = asyncio.Event()
+            self.restarts += 1
+            # Anything may have happened while no watch was registered: let everyone look.
+            self._dispatch(set(), tick=True)
+            try:
+                async for batch in awatch(
+                    *roots,
+                    watch_filter=None,
+                    recursive=False,
+                    step=self.step_ms,
+                    rust_timeout=self.tick_ms,
+                    yield_on_timeout=True,
+                    stop_event=self._restart,
+                ):
+                    paths = {Path(p) for _, p in batch}
+                    self._dispatch(paths, tick=not batch)
+                    if any(p in roots or p in wanted for p in paths) or self._roots()[1] != roots:
+                        break  # a watched folder appeared, vanished or was replaced: re-register
+            except FileNotFoundError:
+                continue  # a root vanished between choosing it and watching it
+
+    def _dispatch(self, paths: set[Path], *, tick: bool) -> None:
+        for sub in list(self._subs):
+            relevant = {p for p in paths if p.parent in sub.dirs or p in sub.dirs}
+            if relevant or tick:
+                sub.notify(relevant)
+
+
+def _nearest_existing(path: Path) -> Path:
+    while not path.is_dir() and path.parent != path:
+        path = path.parent
+    return path
+
+
+_shared: weakref.WeakKeyDictionary[asyncio.AbstractEventLoop, FileWatcher] = (
+    weakref.WeakKeyDictionary()
+)
+
+
+def shared_watcher() -> FileWatcher:
+    """The watcher of the running event loop (created on first use)."""
+    loop = asyncio.get_running_loop()
+    watcher = _shared.get(loop)
+    if watcher is None:
+        watcher = _shared[loop] = FileWatcher()
+    return watcher
+
+
+@dataclass(frozen=True)
+class WaitResult(Generic[T]):
+    """How a wait ended. `value` is the predicate's result when `reason == "done"`."""
+
+    reason: WaitReason
+    value: T | None = None
+    elapsed: float = 0.0
+    exit_status: int | None = None
+    last_screen: list[str] = field(default_factory=list)
+    detail: str = ""
+
+    @property
+    def done(self) -> bool:
+        return self.reason == "done"
+
+
+@dataclass
+class _SessionProbe:
+    manager: TmuxAgentManager
+    session: AgentSession
+    next_check: float = 0.0
+
+    def exited(self) -> int | None:
+        """The agent's exit status, if its wrapper recorded one."""
+        try:
+            text = self.session.exit_file.read_text().strip()
+        except OSError:
+            return None
+        return int(text) if text.lstrip("-").isdigit() else -1
+
+    async def vanished(self) -> bool:
+        now = time.monotonic()
+        if now < self.next_check:
+            return False
+        self.next_check = now + SESSION_CHECK_INTERVAL
+        return not await self.manager.exists(self.session.name)
+
+    async def screen(self) -> list[str]:
+        """The last 40 non-blank lines: a dead pane pads its screen with blank rows."""
+        with contextlib.suppress(Exception):
+            lines = await self.manager.capture(self.session.name, -200)
+            return [line for line in lines if line.strip()][-40:]
+        return []
+
+
+async def wait_for_output(
+    check: Callable[[], T | None] | Callable[[], Awaitable[T | None]],
+    *,
+    watch: Iterable[Path],
+    manager: TmuxAgentManager | None = None,
+    session: AgentSession | None = None,
+    timeout: float | None = None,
+    stall_timeout: float | None = None,
+    cancel: asyncio.Event | None = None,
+    watcher: FileWatcher | None = None,
+) -> WaitResult[T]:
+    """Wait until `check()` returns something other than None.
+
+    `check` runs in a worker thread (it reads files) after every change in `watch`, and on ticks.
+    With a `session`, the agent exiting (or its session vanishing) without output ends the wait
+    at once with its exit status and last screen, and the session's log counts as activity for
+    `stall_timeout`. Task cancellation propagates after the subscription is dropped; `cancel`
+    (an event) ends the wait with reason "cancelled" instead.
+    """
+    watcher = watcher or shared_watcher()
+    started = last_activity = time.monotonic()
+    probe = _SessionProbe(manager, session) if manager and session else None
+    outputs = {Path(d).resolve() for d in watch}
+    dirs = list(outputs)
+    activity_files: set[Path] = set()
+    if probe is not None:
+        dirs += [probe.session.exit_file.parent, probe.session.log_path.parent]
+        activity_files = {probe.session.log_path.resolve(), probe.session.exit_file.resolve()}
+
+    def is_activity(path: Path) -> bool:
+        return path.parent in outputs or path in outputs or path in activity_files
+
+    async def evaluate() -> T | None:
+        if asyncio.iscoroutinefunction(check):
+            return await check()
+        return await asyncio.to_thread(check)  # type: ignore[arg-type]
+
+    def result(reason: WaitReason, **kwargs: object) -> WaitResult[T]:
+        return WaitResult(reason, elapsed=time.monotonic() - started, **kwargs)  # type: ignore[arg-type]
+
+    with watcher.subscribe(dirs) as sub:
+        cancel_task = asyncio.ensure_future(cancel.wait()) if cancel else None
+        try:
+            while True:
+                value = await evaluate()
+                if value is not None:
+                    return result("done", value=value)
+                if probe is not None:
+                    status = probe.exited()
+                    gone = status is None and await probe.vanished()
+                    if status is not None or gone:
+                        value = await evaluate()  # output written just before exiting still counts
+                        if value is not None:
+                            return result("done", value=value)
+                        return result(
+                            "agent_gone",
+                            exit_status=status,
+                            last_screen=await probe.screen() if not gone else [],
+                            detail="session vanished" if gone else f"agent exited with {status}",
+                        )
+                now = time.monotonic()
+                if timeout is not None and now - started >= timeout:
+                    return result("timeout", detail=f"no output after {timeout:.0f}s")
+                if stall_timeout is not None and now - last_activity >= stall_timeout:
+                    return result("stalled", detail=f"no activity for {stall_timeout:.0f}s")
+                if cancel is not None and cancel.is_set():
+                    return result("cancelled")
+                changes = asyncio.ensure_future(sub.wait())
+                waits: list[asyncio.Future[object]] = [changes]  # type: ignore[list-item]
+                if cancel_task is not None:
+                    waits.append(cancel_task)
+                limit = None if timeout is None else max(0.0, timeout - (now - started))
+                try:
+                    await asyncio.wait(waits, timeout=limit, return_when=asyncio.FIRST_COMPLETED)
+                finally:
+                    changes.cancel()
+                if (
+                    changes.done()
+                    and not changes.cancelled()
+                    and any(is_activity(p) for p in changes.result())
+                ):
+                    last_activity = time.monotonic()
+        finally:
+            if cancel_task is not None:
+                cancel_task.cancel()

@@ -1,0 +1,59 @@
+"""Shared fixtures: a real tmux server on a private socket per test, and a BMad v4 project.
+
+Every test gets its own `-L` socket and kills only that server; the user's default server is
+never touched.
+"""
+
+from __future__ import annotations
+
+import os
+import uuid
+from collections.abc import AsyncIterator, Iterator
+from pathlib import Path
+
+import pytest
+
+from orchestrator.sessions import TmuxAgentManager
+
+REPO = Path(__file__).resolve().parents[1]
+
+
+def unique_socket() -> str:
+    return f"bmad-test-{os.getpid()}-{uuid.uuid4().hex[:8]}"
+
+
+def socket_path(socket: str) -> Path:
+    return Path(os.environ.get("TMUX_TMPDIR", "/tmp")) / f"tmux-{os.getuid()}" / socket
+
+
+@pytest.fixture
+def project(tmp_path: Path) -> Path:
+    """A minimal BMad v4 project with its core-config."""
+    root = tmp_path / "project"
+    (root / ".bmad-core").mkdir(parents=True)
+    (root / ".bmad-core" / "core-config.yaml").write_text(
+        "devStoryLocation: docs/stories\nqa:\n  qaLocation: docs/qa\nslashPrefix: BMad\n"
+    )
+    return root
+
+
+@pytest.fixture
+def socket() -> Iterator[str]:
+    """A unique tmux socket name; the server on it (if any) is killed afterwards."""
+    name = unique_socket()
+    yield name
+    import libtmux
+
+    server = libtmux.Server(socket_name=name)
+    if server.is_alive():
+        server.kill()
+    socket_path(name).unlink(missing_ok=True)
+
+
+@pytest.fixture
+async def manager(project: Path, socket: str) -> AsyncIterator[TmuxAgentManager]:
+    mgr = TmuxAgentManager(project, socket=socket, prefix="bmad")
+    yield mgr
+    await mgr.kill_all()
+    mgr.kill_server()
+    assert not mgr.server.is_alive()

@@ -1,0 +1,192 @@
+"""wait_for_output against real files, a real watcher and real tmux sessions."""
+
+from __future__ import annotations
+
+import asyncio
+import threading
+from pathlib import Path
+
+import pytest
+
+from orchestrator.profiles import make_profile
+from orchestrator.sessions import TmuxAgentManager
+from orchestrator.waiting import FileWatcher, filesystem_now, shared_watcher, wait_for_output
+
+
+def exists_with(path: Path, marker: str = ""):
+    def check() -> str | None:
+        try:
+            text = path.read_text()
+        except FileNotFoundError:
+            return None
+        return text if marker in text else None
+
+    return check
+
+
+async def test_done_when_the_file_appears_in_folders_created_late(tmp_path: Path) -> None:
+    target = tmp_path / "docs" / "stories" / "1.1.story.md"
+    waiter = asyncio.create_task(
+        wait_for_output(exists_with(target), watch=[target.parent], timeout=20)
+    )
+    await asyncio.sleep(0)  # let the waiter subscribe before anything exists
+    target.parent.mkdir(parents=True)
+    target.write_text("## Status\nDraft\n")
+    result = await waiter
+    assert result.reason == "done"
+    assert result.value == "## Status\nDraft\n"
+
+
+async def test_a_file_written_before_the_wait_is_seen(tmp_path: Path) -> None:
+    target = tmp_path / "out.txt"
+    target.write_text("ready")
+    result = await wait_for_output(exists_with(target), watch=[tmp_path], timeout=5)
+    assert result.done and result.value == "ready"
+
+
+async def test_half_written_file_is_not_done_until_complete(tmp_path: Path) -> None:
+    target = tmp_path / "gate.yml"
+    seen: list[str] = []
+
+    def check() -> str | None:
+        text = target.read_text() if target.exists() else ""
+        seen.append(text)
+        return text if text.endswith("gate: PASS\n") else None
+
+    waiter = asyncio.create_task(wait_for_output(check, watch=[tmp_path], timeout=20))
+    await asyncio.sleep(0)
+    with target.open("w") as handle:
+        for piece in ("schema: 1\n", "story: '1.1'\n", "gate: PASS\n"):
+            handle.write(piece)
+            handle.flush()
+            # Wait until the waiter has looked at this piece before writing the next.
+            while not any(s.endswith(piece) for s in seen) and not waiter.done():
+                await asyncio.sleep(0.005)
+    result = await waiter
+    assert result.done
+    assert "schema: 1\n" in seen  # an incomplete version was evaluated and not accepted
+
+
+async def test_timeout(tmp_path: Path) -> None:
+    result = await wait_for_output(lambda: None, watch=[tmp_path], timeout=0.3)
+    assert result.reason == "timeout"
+    assert result.elapsed >= 0.3
+
+
+async def test_cancel_event_ends_with_cancelled(tmp_path: Path) -> None:
+    cancel = asyncio.Event()
+    waiter = asyncio.create_task(
+        wait_for_output(lambda: None, watch=[tmp_path], timeout=30, cancel=cancel)
+    )
+    await asyncio.sleep(0)
+    cancel.set()
+    result = await waiter
+    assert result.reason == "cancelled"
+
+
+async def test_task_cancellation_leaves_nothing_running(tmp_path: Path) -> None:
+    watcher = FileWatcher()
+    waiter = asyncio.create_task(
+        wait_for_output(lambda: None, watch=[tmp_path], timeout=30, watcher=watcher)
+    )
+    while not watcher._subs:
+        await asyncio.sleep(0.001)
+    waiter.cancel()
+    with pytest.raises(asyncio.CancelledError):
+        await waiter
+    assert watcher._subs == set()
+    assert watcher._task is None
+
+
+async def test_agent_exit_without_output_ends_the_wait_at_once(
+    manager: TmuxAgentManager, project: Path
+) -> None:
+    session = await manager.spawn(
+        "dev", "1.1", profile=make_profile("generic", ["sh", "-c", "echo crashed; exit 4"])
+    )
+    result = await wait_for_output(
+        lambda: None, watch=[project], manager=manager, session=session, timeout=60
+    )
+    assert result.reason == "agent_gone"
+    assert result.exit_status == 4
+    assert result.elapsed < 30  # not the timeout
+    assert "crashed" in result.last_screen
+
+
+async def test_output_written_just_before_exit_still_counts(
+    manager: TmuxAgentManager, project: Path
+) -> None:
+    out = project / "result.txt"
+    session = await manager.spawn(
+        "qa", "1.1", profile=make_profile("generic", ["sh", "-c", f"echo ok > {out}; exit 0"])
+    )
+    result = await wait_for_output(
+        exists_with(out), watch=[project], manager=manager, session=session, timeout=30
+    )
+    assert result.reason == "done"
+
+
+async def test_a_vanished_session_ends_the_wait(manager: TmuxAgentManager, project: Path) -> None:
+    session = await manager.spawn("sm", "1.1", profile=make_profile("generic", ["sleep", "60"]))
+    waiter = asyncio.create_task(
+        wait_for_output(lambda: None, watch=[project], manager=manager, session=session, timeout=60)
+    )
+    await asyncio.sleep(0)
+    manager.server.cmd("kill-session", "-t", f"={session.name}")  # someone else killed it
+    result = await waiter
+    assert result.reason == "agent_gone"
+    assert "vanished" in result.detail
+
+
+async def test_stalled_when_nothing_moves(manager: TmuxAgentManager, project: Path) -> None:
+    session = await manager.spawn("dev", "1.1", profile=make_profile("generic", ["sleep", "60"]))
+    result = await wait_for_output(
+        lambda: None,
+        watch=[project],
+        manager=manager,
+        session=session,
+        timeout=30,
+        stall_timeout=0.6,
+    )
+    assert result.reason == "stalled"
+
+
+async def test_agent_output_counts_as_activity(manager: TmuxAgentManager, project: Path) -> None:
+    busy = "while true; do echo working; sleep 0.1; done"
+    session = await manager.spawn("dev", "1.1", profile=make_profile("generic", ["sh", "-c", busy]))
+    result = await wait_for_output(
+        lambda: None,
+        watch=[project],
+        manager=manager,
+        session=session,
+        timeout=2.0,
+        stall_timeout=0.8,
+    )
+    assert result.reason == "timeout"  # busy output kept it from being called stalled
+
+
+async def test_fifty_concurrent_waits_share_one_watcher(tmp_path: Path) -> None:
+    watcher = shared_watcher()
+    targets = [tmp_path / f"story-{i}" / "out.md" for i in range(50)]
+    threads_before = threading.active_count()
+    waiters = [
+        asyncio.create_task(wait_for_output(exists_with(t), watch=[t.parent], timeout=30))
+        for t in targets
+    ]
+    while len(watcher._subs) < 50:
+        await asyncio.sleep(0.001)
+    for target in targets:
+        target.parent.mkdir()
+        target.write_text("done")
+    results = await asyncio.gather(*waiters)
+    assert [r.reason for r in results] == ["done"] * 50
+    # One watcher thread (plus a few to_thread workers for the checks), not 50.
+    assert threading.active_count() - threads_before < 12
+    assert watcher._task is None  # stopped when the last waiter left
+
+
+def test_filesystem_now_orders_with_later_writes(tmp_path: Path) -> None:
+    mark = filesystem_now(tmp_path / "state")
+    out = tmp_path / "later.txt"
+    out.write_text("x")
+    assert out.stat().st_mtime_ns >= mark
