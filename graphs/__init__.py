@@ -1,1 +1,5 @@
-"""graphs"""
+"""Graph assembly."""
+
+from graphs.story import build_story_graph
+
+__all__ = ["build_story_graph"]

@@ -1,1 +1,25 @@
-"""nodes"""
+"""One node per stage, plus the routing functions."""
+
+from nodes.routing import (
+    failure_reason,
+    route_after_dev,
+    route_after_po,
+    route_after_qa,
+    route_after_sm,
+    route_start,
+)
+from nodes.stage import make_stage_node, run_stage
+from nodes.terminal import done_node, failed_node
+
+__all__ = [
+    "done_node",
+    "failed_node",
+    "failure_reason",
+    "make_stage_node",
+    "route_after_dev",
+    "route_after_po",
+    "route_after_qa",
+    "route_after_sm",
+    "route_start",
+    "run_stage",
+]

@@ -20,13 +20,14 @@ from __future__ import annotations
 import asyncio
 import contextlib
 import fcntl
+import json
 import os
 import re
 import shlex
 import time
 import uuid
 from collections.abc import AsyncIterator, Mapping
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 from datetime import UTC, datetime
 from pathlib import Path
 from typing import Any
@@ -65,6 +66,7 @@ _FIELDS = (
     "@bmad-attempt",
     "@bmad-log",
     "@bmad-exit",
+    "@bmad-meta",
 )
 _FORMAT = "\t".join(f"#{{{f}}}" for f in _FIELDS)
 _ANSI = re.compile(r"\x1b\[[0-?]*[ -/]*[@-~]|\x1b\][^\x07\x1b]*(\x07|\x1b\\)|\x1b[@-_]|\r")
@@ -103,6 +105,8 @@ class AgentSession:
     log_path: Path
     exit_file: Path
     started_at: datetime
+    meta: dict[str, Any] = field(default_factory=dict)
+    adopted: bool = False
 
     @property
     def screen_path(self) -> Path:
@@ -127,8 +131,9 @@ class SessionInfo:
     exit_status: int | None
     log_path: Path | None
     exit_file: Path | None
+    meta: dict[str, Any] = field(default_factory=dict)
 
-    def as_session(self) -> AgentSession:
+    def as_session(self, *, adopted: bool = False) -> AgentSession:
         return AgentSession(
             name=self.name,
             pane_id=self.pane_id,
@@ -139,6 +144,8 @@ class SessionInfo:
             log_path=self.log_path or Path(os.devnull),
             exit_file=self.exit_file or Path(os.devnull),
             started_at=self.started_at,
+            meta=self.meta,
+            adopted=adopted,
         )
 
 
@@ -209,11 +216,13 @@ class TmuxAgentManager:
         env: Mapping[str, str] | None = None,
         story_file: Path | None = None,
         adopt: bool = False,
+        meta: Mapping[str, Any] | None = None,
     ) -> AgentSession:
         """Start `profile`'s agent for `agent`/`story_id` in a fresh session.
 
         An existing session of the same name is killed first, unless `adopt` is set, in which
         case it is adopted as it is (resume after the orchestrator died but tmux did not).
+        `meta` (JSON-able) is stored on the session, so whoever adopts it later can read it.
         """
         name = self.session_name(agent, story_id)
         if await asyncio.to_thread(self._exists, name):
@@ -221,7 +230,16 @@ class TmuxAgentManager:
                 return await self.adopt(name)
             await self.kill(name)
         return await asyncio.to_thread(
-            self._spawn, name, agent, story_id, profile, prompt, attempt, env or {}, story_file
+            self._spawn,
+            name,
+            agent,
+            story_id,
+            profile,
+            prompt,
+            attempt,
+            env or {},
+            story_file,
+            dict(meta or {}),
         )
 
     def _spawn(
@@ -234,6 +252,7 @@ class TmuxAgentManager:
         attempt: int,
         env: Mapping[str, str],
         story_file: Path | None,
+        meta: dict[str, Any],
     ) -> AgentSession:
         started = time.monotonic()
         log_path, exit_file = self._paths(name, attempt)
@@ -263,6 +282,7 @@ class TmuxAgentManager:
             "@bmad-attempt": str(attempt),
             "@bmad-log": str(log_path),
             "@bmad-exit": str(exit_file),
+            "@bmad-meta": json.dumps(meta),
         }
         chained: list[str] = []
         for key, value in options.items():
@@ -312,6 +332,7 @@ class TmuxAgentManager:
             log_path=log_path,
             exit_file=exit_file,
             started_at=datetime.fromtimestamp(int(created), UTC),
+            meta=meta,
         )
         self.events.write(
             "spawn",
@@ -338,7 +359,7 @@ class TmuxAgentManager:
         if info is None:
             raise SessionNotFound(name)
         self.events.write("adopt", session=name, alive=info.alive, run=info.run_id)
-        return info.as_session()
+        return info.as_session(adopted=True)
 
     # ------------------------------------------------------------------------- inspect
 
@@ -371,6 +392,10 @@ class TmuxAgentManager:
             dead = values.get("pane_dead") == "1"
             status = values.get("pane_dead_status") or ""
             log, exit_file = values.get("@bmad-log"), values.get("@bmad-exit")
+            try:
+                meta = json.loads(values.get("@bmad-meta") or "{}")
+            except ValueError:
+                meta = {}
             rows.append(
                 SessionInfo(
                     name=values["session_name"],
@@ -387,6 +412,7 @@ class TmuxAgentManager:
                     exit_status=int(status) if dead and status.lstrip("-").isdigit() else None,
                     log_path=Path(log) if log else None,
                     exit_file=Path(exit_file) if exit_file else None,
+                    meta=meta if isinstance(meta, dict) else {},
                 )
             )
         return rows

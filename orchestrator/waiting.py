@@ -14,6 +14,7 @@ from __future__ import annotations
 import asyncio
 import contextlib
 import os
+import tempfile
 import time
 import weakref
 from collections.abc import Awaitable, Callable, Iterable
@@ -40,10 +41,12 @@ def filesystem_now(folder: Path) -> int:
     and reading its mtime puts the watermark on the same clock as the outputs it is compared to.
     """
     folder.mkdir(parents=True, exist_ok=True)
-    marker = folder / ".watermark"
-    marker.touch()
-    os.utime(marker)
-    return marker.stat().st_mtime_ns
+    fd, marker = tempfile.mkstemp(dir=folder, prefix=".watermark-")
+    try:
+        return os.fstat(fd).st_mtime_ns
+    finally:
+        os.close(fd)
+        os.unlink(marker)
 
 
 class Subscription:
@@ -277,9 +280,9 @@ async def wait_for_output(
                         )
                 now = time.monotonic()
                 if timeout is not None and now - started >= timeout:
-                    return result("timeout", detail=f"no output after {timeout:.0f}s")
+                    return result("timeout", detail=f"no output after {timeout:g}s")
                 if stall_timeout is not None and now - last_activity >= stall_timeout:
-                    return result("stalled", detail=f"no activity for {stall_timeout:.0f}s")
+                    return result("stalled", detail=f"no activity for {stall_timeout:g}s")
                 if cancel is not None and cancel.is_set():
                     return result("cancelled")
                 changes = asyncio.ensure_future(sub.wait())

@@ -1,0 +1,80 @@
+"""Where a story goes after each stage: pure functions of the state.
+
+Every bound (attempts, PO revisions, QA fix rounds) lives in `state.policy`, so these functions
+need nothing else and the `Literal` return types let LangGraph draw every edge.
+"""
+
+from __future__ import annotations
+
+from typing import Literal
+
+from state import StoryState
+
+QA_PASSING = ("PASS", "WAIVED")
+
+
+def qa_failed(state: StoryState) -> bool:
+    """True when the last QA gate sends the story back to Dev (CONCERNS by policy)."""
+    gate = state.outcomes.get("qa")
+    return gate == "FAIL" or (gate == "CONCERNS" and state.policy.concerns == "fail")
+
+
+def _retry(state: StoryState) -> bool:
+    """The last attempt failed; may the stage try again with a fresh session?"""
+    stage = state.stage or "sm"
+    return state.failed_attempts < state.policy.attempts_allowed(stage)
+
+
+def route_start(state: StoryState) -> Literal["sm", "po", "dev", "qa", "done"]:
+    """Stories adopted mid-epic start where their file says they are."""
+    return state.start_at
+
+
+def route_after_sm(state: StoryState) -> Literal["sm", "po", "failed"]:
+    if state.outcome is None:
+        return "sm" if _retry(state) else "failed"
+    return "po"
+
+
+def route_after_po(state: StoryState) -> Literal["po", "sm", "dev", "failed"]:
+    if state.outcome is None:
+        return "po" if _retry(state) else "failed"
+    if state.outcome == "approved":
+        return "dev"
+    return "sm" if state.po_revisions < state.policy.max_revisions else "failed"
+
+
+def route_after_dev(state: StoryState) -> Literal["dev", "qa", "failed"]:
+    if state.outcome is None:
+        return "dev" if _retry(state) else "failed"
+    return "qa" if state.outcome == "implemented" else "failed"
+
+
+def route_after_qa(state: StoryState) -> Literal["qa", "dev", "done", "failed"]:
+    if state.outcome is None:
+        return "qa" if _retry(state) else "failed"
+    if not qa_failed(state):
+        return "done"
+    return "dev" if state.qa_fix_rounds < state.policy.max_fix_rounds else "failed"
+
+
+def failure_reason(state: StoryState) -> str:
+    """A sentence a user can act on, derived from how the story got to `failed`."""
+    stage = state.stage or "sm"
+    if state.outcome is None:
+        last = next((e for e in reversed(state.recovery_log) if e.stage == stage), None)
+        detail = f": {last.detail}" if last else ""
+        return f"{stage} failed {state.failed_attempts} attempt(s){detail}"
+    if stage == "po":
+        return (
+            f"PO rejected the story (NO-GO) after {state.po_revisions} revision(s); "
+            f"max_revisions is {state.policy.max_revisions}"
+        )
+    if stage == "dev":
+        return "Dev reported the story Blocked"
+    if stage == "qa":
+        return (
+            f"QA gate {state.outcome} after {state.qa_fix_rounds} fix round(s); "
+            f"max_fix_rounds is {state.policy.max_fix_rounds}"
+        )
+    return f"{stage} ended with outcome {state.outcome!r}"

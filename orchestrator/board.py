@@ -1,0 +1,174 @@
+"""Showing a run: a live board in a terminal, one plain line per event elsewhere (CI, pipes)."""
+
+from __future__ import annotations
+
+import sys
+import time
+from dataclasses import dataclass, field
+from typing import Any, Protocol, TextIO
+
+from orchestrator.runs import StoryReport
+
+STAGE_COLUMNS = ("sm", "po", "dev", "qa")
+
+
+@dataclass
+class Cell:
+    state: str = ""  # "", running, outcome text, or a failure reason
+    attempt: int = 0
+    started: float = 0.0
+    seconds: float = 0.0
+    ok: bool | None = None
+
+
+@dataclass
+class Row:
+    story: str
+    cells: dict[str, Cell] = field(default_factory=lambda: {s: Cell() for s in STAGE_COLUMNS})
+    result: str = "waiting"
+    attach: str = ""
+
+
+class Display(Protocol):
+    def story(self, story: str, result: str) -> None: ...
+    def event(self, event: dict[str, Any]) -> None: ...
+    def close(self) -> None: ...
+
+
+def _elapsed(seconds: float) -> str:
+    minutes, secs = divmod(int(seconds), 60)
+    return f"{minutes}m{secs:02d}s" if minutes else f"{secs}s"
+
+
+class Board:
+    """Keeps the rows; `PlainDisplay` and `LiveBoard` render them."""
+
+    def __init__(self, stories: list[str]) -> None:
+        self.rows = {story: Row(story) for story in stories}
+
+    def story(self, story: str, result: str) -> None:
+        self.rows[story].result = result
+
+    def event(self, event: dict[str, Any]) -> None:
+        row = self.rows.get(event.get("story", ""))
+        if row is None:
+            return
+        cell = row.cells[event["stage"]]
+        if event["event"] == "stage-start":
+            cell.state, cell.attempt, cell.ok = "running", event["attempt"], None
+            cell.started = time.monotonic()
+            row.result, row.attach = event["stage"], event.get("attach", "")
+        elif event["event"] == "stage-end":
+            cell.seconds += event.get("seconds", 0.0)
+            cell.ok = event.get("outcome") is not None
+            cell.state = event.get("outcome") or event.get("end", "?")
+            row.attach = ""
+
+
+class PlainDisplay(Board):
+    """One line per event, flushed: readable in CI logs and through pipes."""
+
+    def __init__(self, stories: list[str], out: TextIO | None = None) -> None:
+        super().__init__(stories)
+        self.out = out or sys.stdout
+
+    def _print(self, text: str) -> None:
+        print(f"{time.strftime('%H:%M:%S')} {text}", file=self.out, flush=True)
+
+    def story(self, story: str, result: str) -> None:
+        super().story(story, result)
+        self._print(f"story {story}: {result}")
+
+    def event(self, event: dict[str, Any]) -> None:
+        super().event(event)
+        story, stage = event.get("story"), event.get("stage")
+        if event["event"] == "stage-start":
+            how = "adopted" if event.get("adopted") else "started"
+            self._print(
+                f"story {story}: {stage} attempt {event['attempt']} {how} in {event['session']}"
+                f" (watch: {event.get('attach', '')})"
+            )
+        elif event["event"] == "stage-end":
+            outcome = event.get("outcome") or f"{event.get('end')}: {event.get('detail', '')}"
+            self._print(f"story {story}: {stage} -> {outcome} ({event.get('seconds', 0):.1f}s)")
+
+    def close(self) -> None:
+        pass
+
+
+class LiveBoard(Board):
+    """A rich live table of stories x stages, refreshed in place."""
+
+    def __init__(self, stories: list[str], console: Any = None) -> None:
+        from rich.console import Console
+        from rich.live import Live
+
+        super().__init__(stories)
+        self.console = console or Console()
+        self.live = Live(get_renderable=self.render, console=self.console, refresh_per_second=2)
+        self.live.start()
+
+    def render(self) -> Any:
+        from rich.console import Group
+        from rich.table import Table
+        from rich.text import Text
+
+        table = Table(title="bmad-orchestrator", expand=False)
+        table.add_column("story")
+        for stage in STAGE_COLUMNS:
+            table.add_column(stage.upper())
+        table.add_column("state")
+        watching = []
+        for row in self.rows.values():
+            cells = []
+            for stage in STAGE_COLUMNS:
+                cell = row.cells[stage]
+                if cell.state == "running":
+                    spent = cell.seconds + time.monotonic() - cell.started
+                    cells.append(Text(f"● a{cell.attempt} {_elapsed(spent)}", style="yellow"))
+                elif cell.state:
+                    style = "green" if cell.ok else "red"
+                    cells.append(Text(f"{cell.state} {_elapsed(cell.seconds)}", style=style))
+                else:
+                    cells.append(Text("·", style="dim"))
+            table.add_row(row.story, *cells, row.result)
+            if row.attach:
+                watching.append(f"{row.story}: {row.attach}")
+        footer = Text("\n".join(watching) if watching else "", style="dim")
+        return Group(table, footer)
+
+    def close(self) -> None:
+        self.live.stop()
+
+
+def make_display(stories: list[str], *, live: bool | None = None) -> PlainDisplay | LiveBoard:
+    if live is None:
+        live = sys.stdout.isatty()
+    return LiveBoard(stories) if live else PlainDisplay(stories)
+
+
+def summary_table(reports: list[StoryReport], *, plain: bool) -> str | Any:
+    """The end-of-run summary: a rich table, or plain lines."""
+    if plain:
+        lines = []
+        for r in reports:
+            spent = _elapsed(sum(r.seconds.values()))
+            reason = f" - {r.reason}" if r.reason else ""
+            lines.append(f"{r.story_id}: {r.result} ({spent}){reason}")
+        return "\n".join(lines)
+    from rich.table import Table
+
+    table = Table(title="summary")
+    for column in ("story", "result", "time", "attempts", "revisions", "fix rounds", "reason"):
+        table.add_column(column)
+    for r in reports:
+        table.add_row(
+            r.story_id,
+            r.result,
+            _elapsed(sum(r.seconds.values())),
+            str(sum(r.attempts.values())),
+            str(r.po_revisions),
+            str(r.qa_fix_rounds),
+            r.reason or "",
+        )
+    return table

@@ -1,0 +1,228 @@
+"""Command line: `python -m orchestrator epic.yaml [options]` and its subcommands.
+
+Imports are deferred to the command that needs them, so `--help`, `validate` and config errors
+answer before LangGraph or libtmux are loaded.
+"""
+
+from __future__ import annotations
+
+import argparse
+import asyncio
+import os
+import sys
+from collections.abc import Sequence
+from pathlib import Path
+
+SUBCOMMANDS = ("sessions", "attach", "cleanup", "graph", "validate")
+EXIT_BAD_INPUT = 2
+
+
+def _error(message: str) -> int:
+    print(f"error: {message}", file=sys.stderr, flush=True)
+    return EXIT_BAD_INPUT
+
+
+def _load(path: str):  # -> EpicConfig
+    from orchestrator.config import load_epic
+
+    return load_epic(Path(path))
+
+
+def _run(args: argparse.Namespace) -> int:
+    from orchestrator.config import ConfigError
+    from orchestrator.runner import EpicRunner, RunOptions, plan, preflight
+
+    try:
+        config = _load(args.epic)
+        options = RunOptions(
+            parallel=args.parallel,
+            only=args.only or [],
+            simulate=args.simulate,
+            resume=args.resume,
+            live=False if args.plain else None,
+        )
+        if args.parallel is not None and args.parallel < 1:
+            return _error("--parallel must be at least 1")
+        if args.dry_run:
+            print(plan(config, options))
+            return 0
+        problems = preflight(config, args.simulate)
+        if problems:
+            return _error("cannot start:\n  " + "\n  ".join(problems))
+        runner = EpicRunner(config, options)
+    except (ConfigError, ValueError) as exc:
+        return _error(str(exc))
+    return asyncio.run(runner.run())
+
+
+def _manager(args: argparse.Namespace):  # -> TmuxAgentManager
+    from orchestrator.sessions import TmuxAgentManager
+
+    if args.epic:
+        config = _load(args.epic)
+        return TmuxAgentManager(
+            config.project,
+            socket=args.socket or config.tmux.socket,
+            prefix=args.prefix or config.tmux.session_prefix,
+            state_dir=config.state_dir,
+        )
+    return TmuxAgentManager(Path.cwd(), socket=args.socket or "bmad", prefix=args.prefix or "bmad")
+
+
+def _sessions(args: argparse.Namespace) -> int:
+    manager = _manager(args)
+    rows = asyncio.run(manager.list())
+    if not rows:
+        print(f"no sessions on tmux socket {manager.socket!r} with prefix {manager.prefix!r}")
+        return 0
+    for row in sorted(rows, key=lambda r: r.name):
+        minutes, seconds = divmod(int(row.running_seconds), 60)
+        state = "running" if row.alive else f"exited ({row.exit_status})"
+        print(
+            f"{row.name}  story {row.story_id}  stage {row.agent}  attempt {row.attempt}  "
+            f"{state}  {minutes}m{seconds:02d}s  run {row.run_id}\n"
+            f"    watch: {manager.attach_instructions(row.name)}"
+        )
+    return 0
+
+
+def _attach(args: argparse.Namespace) -> int:
+    manager = _manager(args)
+    rows = [
+        row
+        for row in asyncio.run(manager.list())
+        if row.story_id == args.story and (args.stage is None or row.agent == args.stage)
+    ]
+    if not rows:
+        what = f"story {args.story}" + (f" stage {args.stage}" if args.stage else "")
+        return _error(f"no live session for {what} on socket {manager.socket!r}")
+    row = max(rows, key=lambda r: (r.alive, r.started_at))
+    command = manager.attach_instructions(row.name, read_only=not args.write)
+    if args.print:
+        print(command)
+        return 0
+    import shlex
+
+    argv = shlex.split(command)
+    os.execvp(argv[0], argv)
+    return 0  # pragma: no cover - exec does not return
+
+
+def _cleanup(args: argparse.Namespace) -> int:
+    from orchestrator.config import parse_duration
+
+    try:
+        max_age = parse_duration(args.older_than)
+    except ValueError as exc:
+        return _error(f"--older-than: {exc}")
+    manager = _manager(args)
+    killed = asyncio.run(manager.cleanup_orphans(max_age))
+    for name in killed:
+        print(f"killed {name}")
+    print(f"{len(killed)} session(s) older than {args.older_than} killed")
+    return 0
+
+
+def _graph(args: argparse.Namespace) -> int:
+    from orchestrator.graph_drawing import story_graph_ascii, story_graph_mermaid
+
+    print(story_graph_mermaid())
+    if not args.mermaid_only:
+        drawing = story_graph_ascii()
+        if drawing:
+            print(drawing)
+    return 0
+
+
+def _validate(args: argparse.Namespace) -> int:
+    config = _load(args.epic)
+    print(
+        f"{args.epic}: ok - {len(config.stories)} stories, parallel {config.parallel}, "
+        f"project {config.project}"
+    )
+    return 0
+
+
+def _session_options(parser: argparse.ArgumentParser, *, epic_positional: bool = True) -> None:
+    if epic_positional:
+        parser.add_argument("epic", nargs="?", help="epic.yaml (for its tmux socket and prefix)")
+    else:
+        parser.add_argument("--epic", help="epic.yaml (for its tmux socket and prefix)")
+    parser.add_argument("--socket", help="tmux socket name (default: the epic's, or bmad)")
+    parser.add_argument("--prefix", help="session name prefix (default: the epic's, or bmad)")
+
+
+def build_run_parser() -> argparse.ArgumentParser:
+    parser = argparse.ArgumentParser(
+        prog="python -m orchestrator",
+        description=(
+            "Run every story of an epic through the BMad cycle (SM -> PO -> Dev -> QA), each "
+            "stage in its own tmux agent session. Subcommands: " + ", ".join(SUBCOMMANDS) + "."
+        ),
+    )
+    parser.add_argument("epic", help="the epic.yaml to run")
+    parser.add_argument("--parallel", type=int, help="stories in flight at once (overrides epic)")
+    parser.add_argument("--only", nargs="+", metavar="ID", help="run only these stories")
+    parser.add_argument(
+        "--simulate", action="store_true", help="every stage runs the simulated agent (no tokens)"
+    )
+    parser.add_argument("--resume", action="store_true", help="continue the last unfinished run")
+    parser.add_argument(
+        "--dry-run", action="store_true", help="validate and print the plan; start nothing"
+    )
+    parser.add_argument(
+        "--plain", action="store_true", help="one line per event even in a terminal"
+    )
+    parser.set_defaults(handler=_run)
+    return parser
+
+
+def build_command_parser() -> argparse.ArgumentParser:
+    parser = argparse.ArgumentParser(prog="python -m orchestrator")
+    commands = parser.add_subparsers(dest="command", required=True)
+
+    sessions = commands.add_parser("sessions", help="live agent sessions of the tmux socket")
+    _session_options(sessions)
+    sessions.set_defaults(handler=_sessions)
+
+    attach = commands.add_parser("attach", help="watch a story's live session (read-only)")
+    attach.add_argument("story")
+    attach.add_argument("stage", nargs="?", choices=("sm", "po", "dev", "qa"))
+    attach.add_argument("--write", action="store_true", help="attach read-write (careful)")
+    attach.add_argument("--print", action="store_true", help="print the tmux command instead")
+    _session_options(attach, epic_positional=False)
+    attach.set_defaults(handler=_attach)
+
+    cleanup = commands.add_parser("cleanup", help="kill orphan sessions of this socket")
+    _session_options(cleanup)
+    cleanup.add_argument("--older-than", default="1h", help="age such as 30m or 2h (default 1h)")
+    cleanup.set_defaults(handler=_cleanup)
+
+    graph = commands.add_parser("graph", help="print the story graph (Mermaid, and ASCII)")
+    graph.add_argument("--mermaid-only", action="store_true", help="print only the Mermaid text")
+    graph.set_defaults(handler=_graph)
+
+    validate = commands.add_parser("validate", help="check an epic.yaml and say what is wrong")
+    validate.add_argument("epic")
+    validate.set_defaults(handler=_validate)
+    return parser
+
+
+def main(argv: Sequence[str] | None = None) -> int:
+    from orchestrator.config import ConfigError
+
+    args_list = list(sys.argv[1:] if argv is None else argv)
+    if args_list and args_list[0] in SUBCOMMANDS:
+        parser = build_command_parser()
+    else:
+        parser = build_run_parser()
+    try:
+        args = parser.parse_args(args_list)
+    except SystemExit as exit_:
+        return int(exit_.code or 0) if exit_.code not in (None, 0) else 0
+    try:
+        return int(args.handler(args))
+    except ConfigError as exc:
+        return _error(str(exc))
+    except KeyboardInterrupt:
+        return 130

@@ -1,0 +1,29 @@
+"""`./dev.sh demo`: run the demo epic in a scratch copy, so the repository stays clean.
+
+The copy goes to `.demo-run/` (git-ignored) and is made fresh on every run, so running the demo
+twice in a row works the same way twice.
+"""
+
+from __future__ import annotations
+
+import shutil
+import sys
+from pathlib import Path
+
+from orchestrator.cli import main as cli_main
+
+REPO = Path(__file__).resolve().parents[1]
+SOURCE = REPO / "examples" / "demo"
+SCRATCH = REPO / ".demo-run"
+
+
+def main(argv: list[str]) -> int:
+    if SCRATCH.exists():
+        shutil.rmtree(SCRATCH)
+    shutil.copytree(SOURCE, SCRATCH)
+    print(f"demo project copied to {SCRATCH}", flush=True)
+    return cli_main([str(SCRATCH / "epic.yaml"), *argv])
+
+
+if __name__ == "__main__":
+    raise SystemExit(main(sys.argv[1:]))

@@ -1,0 +1,430 @@
+"""The epic runner: every story of an epic through the story graph, several at once.
+
+A story starts as soon as its dependencies are Done and a slot is free (no waves). Each story is
+one LangGraph thread (`{run_id}:{story}`) in a SQLite checkpoint with `durability="sync"`, so a
+crash loses at most the stage in flight, and `--resume` continues the same threads, adopting
+agent sessions that outlived the orchestrator.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import os
+import shutil
+import signal
+from collections.abc import Iterable
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import Any
+
+from orchestrator.board import PlainDisplay, make_display, summary_table
+from orchestrator.config import AgentConfig, EpicConfig
+from orchestrator.context import AgentSpec, StageSettings, StoryContext
+from orchestrator.files import PRIVATE_FILE_MODE, ensure_private_dir
+from orchestrator.runs import (
+    RunRecord,
+    RunReport,
+    StoryReport,
+    last_unfinished,
+    now,
+    save_record,
+    save_report,
+)
+from orchestrator.sessions import new_run_id
+
+STAGES = ("sm", "po", "dev", "qa")
+EXIT_OK, EXIT_FAILED, EXIT_BAD_INPUT, EXIT_INTERRUPTED = 0, 1, 2, 130
+
+
+class EnvironmentProblem(RuntimeError):
+    """Something outside the config is missing (tmux, the agent binary, the project)."""
+
+
+@dataclass
+class RunOptions:
+    parallel: int | None = None
+    only: list[str] = field(default_factory=list)
+    simulate: bool = False
+    resume: bool = False
+    live: bool | None = None  # None: a live board when stdout is a terminal
+
+
+def _agent_spec(agent: AgentConfig, simulate: bool) -> AgentSpec:
+    if simulate:
+        return AgentSpec(
+            "simulated", flags=tuple(agent.flags) if agent.profile == "simulated" else ()
+        )
+    return AgentSpec(
+        agent.profile,
+        command=agent.command,
+        flags=tuple(agent.flags),
+        ready_timeout=agent.ready_timeout,
+    )
+
+
+def story_context(
+    config: EpicConfig, run_id: str, *, simulate: bool = False, adopt: bool = False
+) -> StoryContext:
+    """The story graph's runtime context, from the epic's settings."""
+    stages = {}
+    for stage in STAGES:
+        settings = config.stages.get(stage)  # type: ignore[call-overload]
+        if settings is None:
+            continue
+        stages[stage] = StageSettings(
+            timeout=settings.timeout,
+            stall_timeout=settings.stall_timeout or StageSettings().stall_timeout,
+            prompt=settings.prompt,
+            agent=_agent_spec(settings.agent, simulate) if settings.agent else None,
+        )
+    return StoryContext(
+        project=config.project,
+        socket=config.tmux.socket,
+        session_prefix=config.tmux.session_prefix,
+        state_dir=config.state_dir,
+        run_id=run_id,
+        agent=_agent_spec(config.agent, simulate),
+        stages=stages,
+        adopt_live_sessions=adopt,
+    )
+
+
+def story_policy(config: EpicConfig) -> dict[str, Any]:
+    return {
+        "max_attempts": {
+            stage: settings.max_attempts
+            for stage, settings in config.stages.items()
+            if settings.max_attempts is not None
+        },
+        "max_revisions": config.max_revisions,
+        "max_fix_rounds": config.max_fix_rounds,
+        "concerns": config.concerns,
+    }
+
+
+def preflight(config: EpicConfig, simulate: bool) -> list[str]:
+    """Problems that must stop the run before anything starts."""
+    problems = []
+    if shutil.which("tmux") is None:
+        problems.append(
+            "tmux is not installed or not on PATH (Debian/Ubuntu: apt-get install tmux)"
+        )
+    if not config.project.is_dir():
+        problems.append(f"project folder {config.project} does not exist")
+    context = story_context(config, "preflight", simulate=simulate)
+    for stage in STAGES:
+        try:
+            binary = context.profile(stage).command[0]
+        except ValueError as exc:
+            problems.append(f"stages.{stage}.agent: {exc}")
+            continue
+        if shutil.which(binary) is None and not Path(binary).is_file():
+            problems.append(f"agent command {binary!r} ({stage}) is not on PATH")
+    return sorted(set(problems), key=problems.index)
+
+
+def start_stage(config: EpicConfig, story_id: str) -> str:
+    """Where a story starts, judging by its file: users can adopt the tool mid-epic."""
+    from orchestrator.bmad import BmadPaths, Status, find_story_file, normalise_status, read_status
+
+    story = find_story_file(BmadPaths.load(config.project).stories, story_id)
+    if story is None:
+        return "sm"
+    raw = read_status(story.read_text())
+    status = normalise_status(raw) if raw else None
+    return {
+        Status.DRAFT: "po",
+        Status.APPROVED: "dev",
+        Status.IN_PROGRESS: "dev",
+        Status.BLOCKED: "dev",
+        Status.REVIEW: "qa",
+        Status.READY_FOR_DONE: "qa",
+        Status.DONE: "done",
+    }.get(status, "sm")  # type: ignore[arg-type]
+
+
+def plan(config: EpicConfig, options: RunOptions) -> str:
+    """What a run would do, for `--dry-run`: nothing is started."""
+    from orchestrator.bmad import BmadPaths, find_story_file
+    from orchestrator.sessions import sanitise
+    from orchestrator.stages import Stage, StageRequest, default_prompt, render_prompt
+
+    paths = BmadPaths.load(config.project)
+    context = story_context(config, "dry-run", simulate=options.simulate)
+    prefix = config.tmux.session_prefix
+    selected = _selected(config, options.only)
+    lines = [
+        f"epic: {config.source}",
+        f"project: {config.project}",
+        f"state dir: {config.state_dir}",
+        f"tmux socket: {config.tmux.socket}   parallel: {options.parallel or config.parallel}",
+        f"stories dir: {paths.stories}   gates dir: {paths.gates}",
+        "",
+    ]
+    for story in config.stories:
+        if story.id not in selected:
+            continue
+        start = start_stage(config, story.id)
+        deps = f" after {', '.join(story.depends_on)}" if story.depends_on else ""
+        lines.append(f"story {story.id}{deps}: starts at {start}")
+        if start == "done":
+            continue
+        story_file = (
+            find_story_file(paths.stories, story.id) or paths.stories / f"{story.id}.story.md"
+        )
+        for stage in STAGES[STAGES.index(start) :]:
+            request = StageRequest(Stage(stage), story.id, story_file)
+            template = context.stage(stage).prompt
+            prompt = (
+                render_prompt(template, request, paths)
+                if template
+                else default_prompt(request, paths)
+            )
+            profile = context.profile(stage)
+            lines.append(f"  {stage}: session {prefix}-{stage}-{sanitise(story.id)}")
+            lines.append(f"    agent: {' '.join(profile.command)} ({profile.name})")
+            lines.append(f"    timeout: {context.timeout(stage):g}s")
+            lines.append("    prompt: " + prompt.replace("\n", "\n            "))
+    return "\n".join(lines)
+
+
+def _selected(config: EpicConfig, only: Iterable[str]) -> list[str]:
+    chosen = set(only)
+    unknown = chosen - set(config.story_ids)
+    if unknown:
+        raise ValueError(f"--only: unknown story {sorted(unknown)[0]!r}")
+    return [s for s in config.story_ids if not chosen or s in chosen]
+
+
+class EpicRunner:
+    """Runs one epic; `run()` returns the process exit code."""
+
+    def __init__(self, config: EpicConfig, options: RunOptions) -> None:
+        self.config = config
+        self.options = options
+        self.selected = _selected(config, options.only)
+        self.parallel = options.parallel or config.parallel
+        self.reports: dict[str, StoryReport] = {}
+        self.interrupted = False
+
+    async def run(self) -> int:
+        from langgraph.checkpoint.sqlite.aio import AsyncSqliteSaver
+
+        from graphs.story import build_story_graph
+
+        config = self.config
+        ensure_private_dir(config.state_dir)
+        previous = last_unfinished(config.state_dir, config.source or Path("epic.yaml"))
+        if self.options.resume:
+            if previous is None:
+                print("nothing to resume: no unfinished run of this epic", flush=True)
+                return EXIT_BAD_INPUT
+            record = previous
+            print(f"resuming run {record.run_id}", flush=True)
+        else:
+            if previous is not None:
+                print(
+                    f"note: run {previous.run_id} of this epic did not finish; "
+                    "add --resume to continue it instead of starting a new run",
+                    flush=True,
+                )
+            record = RunRecord(
+                run_id=new_run_id(),
+                epic=str(config.source),
+                started_at=now(),
+                stories=self.selected,
+            )
+        record = record.model_copy(update={"interrupted": False})
+        save_record(config.state_dir, record)
+        self.record = record
+        self.context = story_context(
+            config, record.run_id, simulate=self.options.simulate, adopt=self.options.resume
+        )
+        self.display = make_display(self.selected, live=self.options.live)
+        database = config.state_dir / "checkpoints.sqlite"
+        os.close(os.open(database, os.O_CREAT | os.O_WRONLY, PRIVATE_FILE_MODE))
+        main = asyncio.current_task()
+        loop = asyncio.get_running_loop()
+        for sig in (signal.SIGINT, signal.SIGTERM):
+            loop.add_signal_handler(sig, self._interrupt, main)
+        try:
+            async with AsyncSqliteSaver.from_conn_string(str(database)) as saver:
+                self.graph = build_story_graph().compile(checkpointer=saver)
+                try:
+                    await self._schedule()
+                except asyncio.CancelledError:
+                    if not self.interrupted:
+                        raise
+                    main.uncancel() if main else None
+        finally:
+            for sig in (signal.SIGINT, signal.SIGTERM):
+                loop.remove_signal_handler(sig)
+            if self.interrupted:
+                await self._kill_run_sessions()
+            self.display.close()
+        return self._finish()
+
+    def _interrupt(self, main: asyncio.Task[Any] | None) -> None:
+        if not self.interrupted and main is not None:
+            self.interrupted = True
+            main.cancel()
+
+    async def _kill_run_sessions(self) -> None:
+        manager = await asyncio.to_thread(self.context.manager)
+        for row in await manager.list():
+            if row.run_id == self.record.run_id:
+                await manager.kill(row.name)
+
+    async def _schedule(self) -> None:
+        deps = self.config.dependencies()
+        pending = list(self.selected)
+        running: dict[asyncio.Task[StoryReport], str] = {}
+        try:
+            while pending or running:
+                changed = False
+                for story in list(pending):  # listed order: with parallel 1, one by one
+                    if len(running) >= self.parallel:
+                        break
+                    verdict = self._dependency_verdict(story, deps[story])
+                    if verdict == "wait":
+                        continue
+                    pending.remove(story)
+                    changed = True
+                    if verdict == "ready":
+                        running[asyncio.create_task(self._run_story(story))] = story
+                    else:
+                        self._record(StoryReport(story_id=story, result="skipped", reason=verdict))
+                if not running:
+                    if changed:
+                        continue
+                    for story in pending:  # cannot happen with an acyclic config; never hang
+                        self._record(
+                            StoryReport(story_id=story, result="skipped", reason="blocked")
+                        )
+                    return
+                finished, _ = await asyncio.wait(running, return_when=asyncio.FIRST_COMPLETED)
+                for task in finished:
+                    running.pop(task)
+                    self._record(task.result())
+        finally:
+            for task in running:
+                task.cancel()
+            if running:
+                results = await asyncio.gather(*running, return_exceptions=True)
+                for story, result in zip(running.values(), results, strict=True):
+                    if isinstance(result, StoryReport):
+                        self._record(result)
+                    else:
+                        self._record(StoryReport(story_id=story, result="interrupted"))
+
+    def _dependency_verdict(self, story: str, deps: list[str]) -> str:
+        for dep in deps:
+            if dep not in self.selected:
+                if start_stage(self.config, dep) != "done":
+                    return f"depends on {dep}, which is not selected and not Done"
+                continue
+            report = self.reports.get(dep)
+            if report is None:
+                return "wait"
+            if report.result not in ("done", "already done"):
+                return f"depends on {dep}, which {report.result}"
+        return "ready"
+
+    def _record(self, report: StoryReport) -> None:
+        self.reports[report.story_id] = report
+        self.display.story(
+            report.story_id, report.result + (f": {report.reason}" if report.reason else "")
+        )
+
+    async def _run_story(self, story: str) -> StoryReport:
+        from state import StoryState
+
+        thread: Any = {"configurable": {"thread_id": f"{self.record.run_id}:{story}"}}
+        snapshot = await self.graph.aget_state(thread)
+        payload: dict[str, Any] | None
+        if snapshot.values and not snapshot.next:
+            payload = None  # finished in an earlier attempt of this run
+        elif snapshot.next:
+            payload = None
+        else:
+            start = await asyncio.to_thread(start_stage, self.config, story)
+            if start == "done":
+                return StoryReport(story_id=story, result="already done")
+            payload = {"story_id": story, "start_at": start, "policy": story_policy(self.config)}
+        self.display.story(story, "running")
+        if payload is not None or snapshot.next:
+            async for chunk in self.graph.astream(
+                payload,
+                thread,
+                context=self.context,
+                durability="sync",
+                stream_mode="custom",
+            ):
+                if isinstance(chunk, dict) and "event" in chunk:
+                    self.display.event(chunk)
+        final = StoryState.model_validate((await self.graph.aget_state(thread)).values)
+        return _report(final)
+
+    def _finish(self) -> int:
+        reports = [
+            self.reports.get(s) or StoryReport(story_id=s, result="interrupted")
+            for s in self.selected
+        ]
+        if self.interrupted:
+            code = EXIT_INTERRUPTED
+        elif all(r.result in ("done", "already done") for r in reports):
+            code = EXIT_OK
+        else:
+            code = EXIT_FAILED
+        finished = not self.interrupted and all(r.result != "interrupted" for r in reports)
+        record = self.record.model_copy(
+            update={
+                "finished": finished,
+                "finished_at": now() if finished else None,
+                "interrupted": self.interrupted,
+            }
+        )
+        save_record(self.config.state_dir, record)
+        path = save_report(
+            self.config.state_dir,
+            RunReport(
+                run_id=record.run_id,
+                epic=record.epic,
+                started_at=record.started_at,
+                finished_at=now(),
+                interrupted=self.interrupted,
+                exit_code=code,
+                stories=reports,
+            ),
+        )
+        plain = isinstance(self.display, PlainDisplay)
+        table = summary_table(reports, plain=plain)
+        if plain:
+            print(table, flush=True)
+        else:
+            from rich.console import Console
+
+            Console().print(table)
+        print(f"report: {path}", flush=True)
+        if self.interrupted:
+            print(f"interrupted: resume with --resume (run {record.run_id})", flush=True)
+        return code
+
+
+def _report(state: Any) -> StoryReport:
+    result = "done" if state.result == "done" else "failed"
+    if state.start_at == "done":
+        result = "already done"
+    return StoryReport(
+        story_id=state.story_id,
+        result=result,
+        reason=state.failure_reason,
+        story_file=state.story_file,
+        outcomes=state.outcomes,
+        attempts=state.attempts,
+        po_revisions=state.po_revisions,
+        qa_fix_rounds=state.qa_fix_rounds,
+        seconds=state.timings,
+        runs=[r.model_dump(mode="json") for r in state.runs],
+        recovery_log=[e.model_dump(mode="json") for e in state.recovery_log],
+    )

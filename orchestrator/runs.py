@@ -1,0 +1,91 @@
+"""Run records: which runs exist, which one is unfinished, and the report of each.
+
+`{state_dir}/runs/{run_id}/run.json` says what a run was started with and whether it finished;
+`report.json` beside it is the per-story account users read after a night's run.
+"""
+
+from __future__ import annotations
+
+import json
+from datetime import UTC, datetime
+from pathlib import Path
+from typing import Any, Literal
+
+from pydantic import BaseModel, Field
+
+from orchestrator.files import ensure_private_dir, write_private
+
+StoryResult = Literal["done", "already done", "failed", "skipped", "interrupted"]
+
+
+class RunRecord(BaseModel):
+    run_id: str
+    epic: str
+    started_at: datetime
+    stories: list[str]
+    finished: bool = False
+    finished_at: datetime | None = None
+    interrupted: bool = False
+
+
+class StoryReport(BaseModel):
+    story_id: str
+    result: StoryResult
+    reason: str | None = None
+    story_file: str | None = None
+    outcomes: dict[str, str] = Field(default_factory=dict)
+    attempts: dict[str, int] = Field(default_factory=dict)
+    po_revisions: int = 0
+    qa_fix_rounds: int = 0
+    seconds: dict[str, float] = Field(default_factory=dict)
+    runs: list[dict[str, Any]] = Field(default_factory=list)
+    recovery_log: list[dict[str, Any]] = Field(default_factory=list)
+
+
+class RunReport(BaseModel):
+    run_id: str
+    epic: str
+    started_at: datetime
+    finished_at: datetime
+    interrupted: bool
+    exit_code: int
+    stories: list[StoryReport]
+
+
+def runs_dir(state_dir: Path) -> Path:
+    return ensure_private_dir(state_dir / "runs")
+
+
+def save_record(state_dir: Path, record: RunRecord) -> None:
+    folder = ensure_private_dir(runs_dir(state_dir) / record.run_id)
+    write_private(folder / "run.json", record.model_dump_json(indent=2))
+
+
+def load_records(state_dir: Path) -> list[RunRecord]:
+    """All runs of this state dir, oldest first (run ids sort by time)."""
+    folder = state_dir / "runs"
+    if not folder.is_dir():
+        return []
+    records = []
+    for path in sorted(folder.glob("*/run.json")):
+        try:
+            records.append(RunRecord.model_validate(json.loads(path.read_text())))
+        except (OSError, ValueError):
+            continue
+    return records
+
+
+def last_unfinished(state_dir: Path, epic: Path) -> RunRecord | None:
+    """The newest run of `epic` that did not finish (interrupted or crashed)."""
+    candidates = [r for r in load_records(state_dir) if r.epic == str(epic) and not r.finished]
+    return candidates[-1] if candidates else None
+
+
+def save_report(state_dir: Path, report: RunReport) -> Path:
+    path = runs_dir(state_dir) / report.run_id / "report.json"
+    write_private(path, report.model_dump_json(indent=2))
+    return path
+
+
+def now() -> datetime:
+    return datetime.now(UTC)

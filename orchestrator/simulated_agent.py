@@ -1,0 +1,502 @@
+"""A stand-in for an agent CLI: a real TUI-ish program that does each BMad v4 stage's file work.
+
+Run inside tmux exactly like `claude` would be: the stage and story come from the session
+environment (`BMAD_STAGE`, `BMAD_STORY_ID`, `BMAD_PROJECT`, `BMAD_STATE_DIR`), the prompt from the
+last argv element or typed into its input line (`sim> `, raw mode, bracketed paste). It writes
+what the real BMad agent writes (story file, PO decision, Status, gate file) and then stays alive,
+as Claude Code does, until the orchestrator kills it.
+
+Verdicts and failures are scriptable so every route of the story graph can be rehearsed:
+`--po-nogo [ID=]N`, `--qa-fail [ID=]N`, `--dev-blocked all|ID[,ID]`, `--qa-gate VALUE`,
+`--misbehave exit-at-start|exit-mid-stage|hang|pieces|orphan-child` (for the first
+`--misbehave-times` runs of `--misbehave-stage`). Runs are counted per story and stage in
+`{state_dir}/simulated/runs.json`, which is also how tests prove a stage was not re-run.
+
+Only the standard library and this package's file helpers: it starts in tens of milliseconds.
+"""
+
+from __future__ import annotations
+
+import argparse
+import contextlib
+import fcntl
+import json
+import os
+import re
+import signal
+import sys
+import termios
+import time
+from collections.abc import Iterator
+from dataclasses import dataclass
+from datetime import UTC, datetime
+from pathlib import Path
+
+from orchestrator.bmad import (
+    BmadPaths,
+    find_story_file,
+    read_status,
+    set_status,
+    slugify,
+)
+from orchestrator.files import ensure_private_dir, write_atomic
+
+PROMPT = "sim> "
+PASTE_START = b"\x1b[200~"
+PASTE_END = b"\x1b[201~"
+MISBEHAVIOURS = ("exit-at-start", "exit-mid-stage", "hang", "pieces", "orphan-child")
+EXIT_AT_START = 3
+EXIT_MID_STAGE = 4
+
+
+# --- run counting -------------------------------------------------------------------------------
+
+
+def _runs_file(state_dir: Path) -> Path:
+    return state_dir / "simulated" / "runs.json"
+
+
+@contextlib.contextmanager
+def _locked_runs(state_dir: Path) -> Iterator[dict[str, dict[str, int]]]:
+    folder = ensure_private_dir(state_dir / "simulated")
+    lock_fd = os.open(folder / "runs.lock", os.O_CREAT | os.O_RDWR, 0o600)
+    try:
+        fcntl.flock(lock_fd, fcntl.LOCK_EX)
+        runs = read_runs(state_dir)
+        yield runs
+        write_atomic(_runs_file(state_dir), json.dumps(runs, indent=1), mode=0o600)
+    finally:
+        os.close(lock_fd)
+
+
+def read_runs(state_dir: Path) -> dict[str, dict[str, int]]:
+    """How many times each stage of each story started: `{story: {stage: count}}`."""
+    try:
+        data = json.loads(_runs_file(state_dir).read_text())
+    except (FileNotFoundError, json.JSONDecodeError):
+        return {}
+    return data if isinstance(data, dict) else {}
+
+
+def count_run(state_dir: Path, story_id: str, stage: str) -> int:
+    """Record one more start of `stage` for `story_id`; returns its 1-based run number."""
+    with _locked_runs(state_dir) as runs:
+        per_story = runs.setdefault(story_id, {})
+        per_story[stage] = per_story.get(stage, 0) + 1
+        return per_story[stage]
+
+
+# --- options ------------------------------------------------------------------------------------
+
+
+def _per_story(specs: list[str] | None, story_id: str) -> int:
+    """`N` applies to every story, `ID=N` to one; the story's own spec wins."""
+    general, specific = 0, None
+    for spec in specs or []:
+        key, sep, value = spec.rpartition("=")
+        if sep and key == story_id:
+            specific = int(value)
+        elif not sep:
+            general = int(value)
+    return specific if specific is not None else general
+
+
+def _count_spec(value: str) -> str:
+    _, _, number = value.rpartition("=")
+    if not number.isdigit():
+        raise argparse.ArgumentTypeError(f"expected N or ID=N, got {value!r}")
+    return value
+
+
+def parse_args(argv: list[str] | None = None) -> argparse.Namespace:
+    parser = argparse.ArgumentParser(
+        prog="python -m orchestrator.simulated_agent",
+        description="A simulated BMad agent CLI for rehearsals and tests.",
+    )
+    parser.add_argument("prompt", nargs="?", help="the stage prompt (as claude takes it)")
+    parser.add_argument("--record", type=Path, help="append every prompt received as JSONL")
+    parser.add_argument("--slow-start", type=float, default=0.0, metavar="S")
+    parser.add_argument("--work-seconds", type=float, default=0.0, metavar="S")
+    parser.add_argument("--swallow-enters", type=int, default=0, metavar="N")
+    parser.add_argument("--po-nogo", action="append", type=_count_spec, metavar="[ID=]N")
+    parser.add_argument("--qa-fail", action="append", type=_count_spec, metavar="[ID=]N")
+    parser.add_argument("--dev-blocked", metavar="all|ID[,ID]")
+    parser.add_argument("--qa-gate", default="PASS", choices=("PASS", "CONCERNS", "WAIVED"))
+    parser.add_argument("--misbehave", choices=MISBEHAVIOURS)
+    parser.add_argument("--misbehave-times", type=int, default=None, metavar="N")
+    parser.add_argument("--misbehave-stage", choices=("sm", "po", "dev", "qa"))
+    parser.add_argument("--ignore-sighup", action="store_true")
+    return parser.parse_args(argv)
+
+
+@dataclass
+class Identity:
+    stage: str | None
+    story_id: str | None
+    project: Path
+    state_dir: Path
+
+    @classmethod
+    def from_env(cls) -> Identity:
+        project = Path(os.environ.get("BMAD_PROJECT") or os.getcwd())
+        state_dir = Path(os.environ.get("BMAD_STATE_DIR") or project / ".bmad-orchestrator")
+        return cls(
+            os.environ.get("BMAD_STAGE") or None,
+            os.environ.get("BMAD_STORY_ID") or None,
+            project,
+            state_dir,
+        )
+
+
+def say(text: str = "") -> None:
+    sys.stdout.write(text.replace("\n", "\r\n") + "\r\n")
+    sys.stdout.flush()
+
+
+# --- the stages' file work ----------------------------------------------------------------------
+
+
+def _today() -> str:
+    return datetime.now(UTC).strftime("%Y-%m-%d")
+
+
+def _epic_story(paths: BmadPaths, story_id: str) -> tuple[str, list[str]]:
+    """The story's title and acceptance criteria from the sharded PRD, if it has them."""
+    epic = story_id.split(".")[0]
+    for epic_file in sorted((paths.root / "docs" / "prd").glob(f"epic-{epic}*.md")):
+        text = epic_file.read_text()
+        heading = re.search(rf"^#+\s*Story\s+{re.escape(story_id)}:?\s*(.+)$", text, re.M)
+        if heading is None:
+            continue
+        body = text[heading.end() :]
+        following = re.search(r"^#+\s", body, re.M)
+        body = body[: following.start()] if following else body
+        criteria = [m.group(1).strip() for m in re.finditer(r"^\s*\d+[.:]\s*(.+)$", body, re.M)]
+        return heading.group(1).strip(), criteria
+    return f"Simulated story {story_id}", []
+
+
+def _remove_section(text: str, title: str) -> str:
+    return re.sub(
+        rf"\n*^##\s*{re.escape(title)}\s*$.*?(?=^##\s|\Z)", "\n\n", text, flags=re.M | re.S
+    )
+
+
+def _append_section(text: str, title: str, body: str) -> str:
+    return f"{_remove_section(text, title).rstrip()}\n\n## {title}\n\n{body.rstrip()}\n"
+
+
+def _write_in_pieces(path: Path, text: str, pieces: bool) -> None:
+    if not pieces:
+        path.parent.mkdir(parents=True, exist_ok=True)
+        path.write_text(text)
+        return
+    # Half a file first, as an editor flushing a long write would: it must not count as done.
+    cut = text.index("## Status") if "## Status" in text else len(text) // 2
+    path.parent.mkdir(parents=True, exist_ok=True)
+    with path.open("w") as handle:
+        handle.write(text[:cut])
+        handle.flush()
+        os.fsync(handle.fileno())
+        time.sleep(0.3)
+        handle.write(text[cut:])
+
+
+def draft_story(paths: BmadPaths, story_id: str, *, pieces: bool, partial: bool) -> Path:
+    """SM `*draft`: a full v4 story file with Status Draft (or a revision of the existing one)."""
+    existing = find_story_file(paths.stories, story_id)
+    if existing is not None and "## PO Validation" in existing.read_text():
+        text = _remove_section(existing.read_text(), "PO Validation").rstrip() + "\n"
+        text = text.replace(
+            "\n## Dev Agent Record",
+            f"| {_today()} | 0.2 | Revised per PO validation | Bob (SM, simulated) |\n"
+            "\n## Dev Agent Record",
+            1,
+        )
+        write_atomic(existing, text)
+        set_status(existing, "Draft")
+        return existing
+    title, criteria = _epic_story(paths, story_id)
+    criteria = criteria or [f"The behaviour of story {story_id} works as described."]
+    path = existing or paths.stories / f"{story_id}.story.md"
+    acs = "\n".join(f"{i}. {c}" for i, c in enumerate(criteria, 1))
+    tasks = "\n".join(
+        f"- [ ] Task {i}: Implement AC {i} (AC: {i})\n  - [ ] Subtask {i}.1: Add a test for AC {i}"
+        for i in range(1, len(criteria) + 1)
+    )
+    head = f"# Story {story_id}: {title}\n\n"
+    if partial:
+        path.parent.mkdir(parents=True, exist_ok=True)
+        path.write_text(head)
+        return path
+    text = (
+        f"{head}## Status\n\nDraft\n\n"
+        f"## Story\n\n**As a** user,\n**I want** {title.lower()},\n"
+        "**so that** the epic moves on\n\n"
+        f"## Acceptance Criteria\n\n{acs}\n\n"
+        f"## Tasks / Subtasks\n\n{tasks}\n\n"
+        "## Dev Notes\n\nDrafted by the simulated Scrum Master from the sharded PRD.\n\n"
+        "### Testing\n\nUnit tests beside the code.\n\n"
+        "## Change Log\n\n| Date | Version | Description | Author |\n|---|---|---|---|\n"
+        f"| {_today()} | 0.1 | Initial draft | Bob (SM, simulated) |\n\n"
+        "## Dev Agent Record\n\n### Agent Model Used\n\n### Debug Log References\n\n"
+        "### Completion Notes List\n\n### File List\n\n"
+        "## QA Results\n"
+    )
+    _write_in_pieces(path, text, pieces)
+    return path
+
+
+def validate_story(story: Path, go: bool) -> str:
+    """PO `*validate-story-draft`: a `## PO Validation` section with the decision."""
+    decision = "GO" if go else "NO-GO"
+    reasons = (
+        "- Acceptance criteria are testable; tasks cover every AC."
+        if go
+        else "- AC 1 is not testable as written: state the observable result.\n"
+        "- Tasks do not name the tests to add."
+    )
+    body = f"Decision: {decision}\n\nValidated by Sarah (PO, simulated) on {_today()}.\n\n{reasons}"
+    write_atomic(story, _append_section(story.read_text(), "PO Validation", body))
+    return decision
+
+
+def develop_story(story: Path, *, blocked: bool, fix_round: bool) -> str:
+    """Dev `*develop-story` / `*review-qa`: tick the tasks, fill the record, set the Status."""
+    text = story.read_text()
+    if blocked:
+        note = "- BLOCKED: a dependency named in Dev Notes does not exist (simulated)."
+        status = "Blocked"
+    else:
+        text = text.replace("- [ ] ", "- [x] ")
+        note = (
+            "- Applied the fixes from the latest QA gate (simulated)."
+            if fix_round
+            else "- Implemented every task; all tests pass (simulated)."
+        )
+        status = "Ready for Review"
+    text = text.replace("### Completion Notes List\n", f"### Completion Notes List\n\n{note}\n", 1)
+    write_atomic(story, text)
+    set_status(story, status)
+    return status
+
+
+def review_story(paths: BmadPaths, story: Path, story_id: str, gate: str) -> Path:
+    """QA `*review`: the gate file first (BMad's source of truth), then the QA Results entry."""
+    title_match = re.search(r"^# Story [^:]+:\s*(.+)$", story.read_text(), re.M)
+    title = title_match.group(1).strip() if title_match else story_id
+    gate_file = paths.gates / f"{story_id}-{slugify(title)}.yml"
+    issues = (
+        "top_issues:\n  - id: TEST-001\n    severity: high\n"
+        "    finding: 'AC 1 has no test (simulated)'\n    suggested_action: 'Add the test'\n"
+        if gate == "FAIL"
+        else "top_issues: []\n"
+    )
+    write_atomic(
+        gate_file,
+        f"schema: 1\nstory: '{story_id}'\nstory_title: '{title}'\ngate: {gate}\n"
+        f"status_reason: 'Simulated review.'\nreviewer: 'Quinn (Test Architect)'\n"
+        f"updated: '{datetime.now(UTC).isoformat(timespec='seconds')}'\n{issues}"
+        "waiver: { active: false }\n",
+    )
+    relative = gate_file.relative_to(paths.root)
+    entry = (
+        f"### Review Date: {_today()}\n\n### Reviewed By: Quinn (Test Architect)\n\n"
+        f"### Gate Status\n\nGate: {gate} → {relative}\n"
+    )
+    text = story.read_text()
+    if re.search(r"^## QA Results\s*$", text, re.M):
+        text = text.rstrip() + "\n\n" + entry
+    else:
+        text = text.rstrip() + "\n\n## QA Results\n\n" + entry
+    write_atomic(story, text)
+    return gate_file
+
+
+# --- the agent ----------------------------------------------------------------------------------
+
+
+class Agent:
+    def __init__(self, args: argparse.Namespace, me: Identity) -> None:
+        self.args = args
+        self.me = me
+        self.run = 0
+        self.worked = False
+        self.enters_to_swallow = args.swallow_enters
+
+    def misbehaving(self, mode: str) -> bool:
+        args = self.args
+        if args.misbehave != mode or self.me.stage is None:
+            return False
+        if args.misbehave_stage not in (None, self.me.stage):
+            return False
+        return args.misbehave_times is None or self.run <= args.misbehave_times
+
+    def start(self) -> None:
+        me = self.me
+        if me.stage and me.story_id:
+            self.run = count_run(me.state_dir, me.story_id, me.stage)
+        if self.args.ignore_sighup or self.misbehaving("orphan-child"):
+            signal.signal(signal.SIGHUP, signal.SIG_IGN)
+        say(f"Simulated BMad agent · stage {me.stage or '-'} · story {me.story_id or '-'}")
+        say(f"run {self.run} · project {me.project}")
+        if self.misbehaving("exit-at-start"):
+            say("fatal: simulated crash at start")
+            sys.exit(EXIT_AT_START)
+        if self.misbehaving("orphan-child"):
+            self.spawn_orphan()
+        if self.args.slow_start:
+            time.sleep(self.args.slow_start)  # simulates a slow TUI start-up, not a sync point
+
+    def spawn_orphan(self) -> None:
+        """A child that leaves the process group and ignores SIGHUP/SIGTERM, as MCP servers do."""
+        me = self.me
+        pid = os.fork()
+        if pid == 0:
+            os.setpgid(0, 0)
+            signal.signal(signal.SIGHUP, signal.SIG_IGN)
+            signal.signal(signal.SIGTERM, signal.SIG_IGN)
+            folder = ensure_private_dir(me.state_dir / "simulated")
+            write_atomic(
+                folder / f"orphan-{me.story_id}-{me.stage}.pid", str(os.getpid()), mode=0o600
+            )
+            while True:
+                signal.pause()
+
+    def receive(self, prompt: str) -> None:
+        if self.args.record is not None:
+            line = json.dumps({"prompt": prompt, "stage": self.me.stage, "story": self.me.story_id})
+            with self.args.record.open("a") as handle:
+                handle.write(line + "\n")
+        say(f"● received prompt ({len(prompt.encode())} bytes)")
+        if not self.worked:
+            self.worked = True
+            self.work(prompt)
+
+    def work(self, prompt: str) -> None:
+        me, args = self.me, self.args
+        if me.stage is None or me.story_id is None:
+            say("no BMAD_STAGE/BMAD_STORY_ID: nothing to do")
+            return
+        if self.misbehaving("hang"):
+            say("thinking…")
+            return
+        for step in range(int(args.work_seconds / 0.5)):
+            say(f"working… {step * 0.5:.1f}s")
+            time.sleep(0.5)
+        paths = BmadPaths.load(me.project)
+        story = find_story_file(paths.stories, me.story_id)
+        if me.stage == "sm":
+            crash = self.misbehaving("exit-mid-stage")
+            story = draft_story(
+                paths, me.story_id, pieces=self.misbehaving("pieces"), partial=crash
+            )
+            if crash:
+                say("fatal: simulated crash mid-stage")
+                sys.exit(EXIT_MID_STAGE)
+            status = read_status(story.read_text())
+            say(f"● drafted {story.relative_to(paths.root)} (Status: {status})")
+            return
+        if story is None:
+            say(f"error: no story file for {me.story_id} in {paths.stories}")
+            return
+        if self.misbehaving("exit-mid-stage"):
+            say("fatal: simulated crash mid-stage")
+            sys.exit(EXIT_MID_STAGE)
+        if me.stage == "po":
+            go = self.run > _per_story(args.po_nogo, me.story_id)
+            say(f"● PO decision: {validate_story(story, go)}")
+        elif me.stage == "dev":
+            blocked_ids = (args.dev_blocked or "").split(",")
+            blocked = "all" in blocked_ids or me.story_id in blocked_ids
+            fix_round = "*review-qa" in prompt
+            say(f"● Status: {develop_story(story, blocked=blocked, fix_round=fix_round)}")
+        elif me.stage == "qa":
+            gate = "FAIL" if self.run <= _per_story(args.qa_fail, me.story_id) else args.qa_gate
+            gate_file = review_story(paths, story, me.story_id, gate)
+            say(f"● Gate: {gate} → {gate_file.relative_to(paths.root)}")
+
+    def show_prompt(self, composing: bytes = b"") -> None:
+        lines = [line for line in composing.decode(errors="ignore").split("\n") if line.strip()]
+        shown = lines[-1][-150:] if lines else ""
+        sys.stdout.write(f"\r\x1b[K{PROMPT}{shown}")
+        sys.stdout.flush()
+
+    def interact(self) -> None:
+        if not os.isatty(0):
+            for line in sys.stdin:
+                if line.strip():
+                    self.receive(line.rstrip("\n"))
+            while True:
+                signal.pause()
+        saved = termios.tcgetattr(0)
+        raw = termios.tcgetattr(0)
+        raw[0] &= ~(termios.ICRNL | termios.IXON)  # CR stays CR: Enter differs from a pasted LF
+        raw[3] &= ~(termios.ICANON | termios.ECHO)
+        termios.tcsetattr(0, termios.TCSANOW, raw)
+        sys.stdout.write("\x1b[?2004h")  # ask the terminal for bracketed paste
+        try:
+            self.read_loop()
+        finally:
+            termios.tcsetattr(0, termios.TCSANOW, saved)
+
+    def read_loop(self) -> None:
+        composing = bytearray()
+        pending = b""
+        in_paste = False
+        self.show_prompt()
+        while True:
+            chunk = os.read(0, 65536)
+            if not chunk:
+                while True:
+                    signal.pause()
+            pending += chunk
+            while pending:
+                if in_paste:
+                    end = pending.find(PASTE_END)
+                    if end < 0:
+                        keep = len(PASTE_END) - 1
+                        composing += pending[:-keep] if len(pending) > keep else b""
+                        pending = pending[-keep:] if len(pending) > keep else pending
+                        break
+                    composing += pending[:end]
+                    pending = pending[end + len(PASTE_END) :]
+                    in_paste = False
+                    continue
+                if pending.startswith(PASTE_START):
+                    pending = pending[len(PASTE_START) :]
+                    in_paste = True
+                    continue
+                if PASTE_START.startswith(pending) or pending == b"\x1b":
+                    break  # maybe the start of a marker split across reads
+                byte, pending = pending[:1], pending[1:]
+                if byte in (b"\r", b"\n"):
+                    if self.enters_to_swallow > 0:
+                        self.enters_to_swallow -= 1
+                        continue
+                    if composing.strip():
+                        sys.stdout.write("\r\n")
+                        self.receive(composing.decode(errors="replace"))
+                        composing.clear()
+                elif byte in (b"\x7f", b"\x08"):
+                    del composing[-1:]
+                elif byte == b"\x1b":
+                    match = re.match(rb"\[[0-9;]*[A-Za-z~]", pending)
+                    pending = pending[match.end() :] if match else pending
+                elif byte >= b" " or byte == b"\t":
+                    composing += byte
+            self.show_prompt(bytes(composing))
+
+
+def main(argv: list[str] | None = None) -> None:
+    args = parse_args(argv)
+    agent = Agent(args, Identity.from_env())
+    agent.start()
+    if args.prompt is not None:
+        say(f"{PROMPT}{args.prompt.splitlines()[0][:150] if args.prompt.strip() else ''}")
+        agent.receive(args.prompt)
+    agent.interact()
+
+
+if __name__ == "__main__":
+    main()

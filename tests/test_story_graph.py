@@ -1,0 +1,164 @@
+"""The story graph end to end: real tmux sessions running the simulated agent."""
+
+from __future__ import annotations
+
+import json
+from collections.abc import AsyncIterator
+from pathlib import Path
+
+import pytest
+
+from graphs.story import build_story_graph
+from orchestrator.bmad import BmadPaths, find_story_file, read_status
+from orchestrator.context import AgentSpec, StageSettings, StoryContext
+from orchestrator.sessions import TmuxAgentManager
+from orchestrator.simulated_agent import read_runs
+from state import StoryPolicy, StoryState
+from tests.helpers import simulated_argv
+
+
+def make_context(project: Path, socket: str, *sim_args: str, **stage_overrides) -> StoryContext:
+    stages = {
+        stage: StageSettings(
+            **{"timeout": 60, "stall_timeout": None, **stage_overrides.get(stage, {})}
+        )
+        for stage in ("sm", "po", "dev", "qa")
+    }
+    return StoryContext(
+        project=project,
+        socket=socket,
+        agent=AgentSpec(
+            "simulated",
+            command=simulated_argv("--record", str(project / "prompts.jsonl"), *sim_args),
+        ),
+        stages=stages,
+    )
+
+
+@pytest.fixture
+async def run_story(project: Path, socket: str) -> AsyncIterator:
+    contexts: list[StoryContext] = []
+
+    async def run(*sim_args: str, policy: StoryPolicy | None = None, **overrides) -> StoryState:
+        context = make_context(project, socket, *sim_args, **overrides)
+        contexts.append(context)
+        graph = build_story_graph().compile()
+        output = await graph.ainvoke(
+            {"story_id": "1.1", "policy": policy or StoryPolicy()}, context=context, version="v2"
+        )
+        # Whatever happened, the story left no session behind on its server.
+        assert await context.manager().list() == []
+        return output.value
+
+    yield run
+    for context in contexts:
+        manager: TmuxAgentManager = context.manager()
+        await manager.kill_all()
+        manager.kill_server()
+
+
+def prompts(project: Path, stage_command: str) -> list[str]:
+    lines = (project / "prompts.jsonl").read_text().splitlines()
+    return [p for p in (json.loads(line)["prompt"] for line in lines) if stage_command in p]
+
+
+def runs(project: Path) -> dict[str, int]:
+    return read_runs(project / ".bmad-orchestrator").get("1.1", {})
+
+
+async def test_a_story_goes_from_draft_to_done(run_story, project: Path) -> None:
+    final = await run_story()
+    assert final.result == "done", final.failure_reason
+    assert final.outcomes == {"sm": "drafted", "po": "approved", "dev": "implemented", "qa": "PASS"}
+    story = find_story_file(BmadPaths.load(project).stories, "1.1")
+    assert story is not None and final.story_file == str(story)
+    assert read_status(story.read_text()) == "Done"
+    assert [r.stage for r in final.runs] == ["sm", "po", "dev", "qa"]
+    assert all(Path(r.log_path).exists() for r in final.runs)
+    assert set(final.timings) == {"sm", "po", "dev", "qa"}
+    assert final.recovery_log == []
+    assert runs(project) == {"sm": 1, "po": 1, "dev": 1, "qa": 1}
+
+
+async def test_po_no_go_once_then_go(run_story, project: Path) -> None:
+    final = await run_story("--po-nogo", "1")
+    assert final.result == "done", final.failure_reason
+    assert final.po_revisions == 1
+    assert runs(project)["sm"] == 2 and runs(project)["po"] == 2
+    revise = prompts(project, "agents:sm")
+    assert "PO Validation" not in revise[0] and "PO Validation" in revise[1]
+
+
+async def test_po_no_go_past_the_bound_fails(run_story, project: Path) -> None:
+    final = await run_story("--po-nogo", "5", policy=StoryPolicy(max_revisions=1))
+    assert final.result == "failed"
+    assert "NO-GO" in (final.failure_reason or "")
+    assert runs(project)["po"] == 2 and "dev" not in runs(project)
+
+
+async def test_qa_fail_once_then_pass_sends_dev_the_review_qa_prompt(
+    run_story, project: Path
+) -> None:
+    final = await run_story("--qa-fail", "1")
+    assert final.result == "done", final.failure_reason
+    assert final.qa_fix_rounds == 1
+    dev_prompts = prompts(project, "agents:dev")
+    assert len(dev_prompts) == 2
+    assert "*develop-story" in dev_prompts[0] and "*review-qa" in dev_prompts[1]
+    assert [r.outcome for r in final.runs if r.stage == "qa"] == ["FAIL", "PASS"]
+
+
+async def test_qa_fail_past_the_bound_fails(run_story, project: Path) -> None:
+    final = await run_story("--qa-fail", "9", policy=StoryPolicy(max_fix_rounds=2))
+    assert final.result == "failed"
+    assert final.failure_reason == "QA gate FAIL after 2 fix round(s); max_fix_rounds is 2"
+    assert runs(project)["qa"] == 3 and runs(project)["dev"] == 3
+
+
+async def test_dev_blocked_fails(run_story, project: Path) -> None:
+    final = await run_story("--dev-blocked", "all")
+    assert final.result == "failed"
+    assert final.failure_reason == "Dev reported the story Blocked"
+    assert "qa" not in runs(project)
+
+
+async def test_an_agent_that_exits_at_start_is_retried(run_story, project: Path) -> None:
+    final = await run_story(
+        "--misbehave", "exit-at-start", "--misbehave-times", "1", "--misbehave-stage", "sm"
+    )
+    assert final.result == "done", final.failure_reason
+    (entry,) = final.recovery_log
+    assert (entry.stage, entry.attempt, entry.problem, entry.exit_status) == (
+        "sm",
+        1,
+        "agent_gone",
+        3,
+    )
+    assert entry.action == "retry"
+    assert [r.attempt for r in final.runs if r.stage == "sm"] == [1, 2]
+    assert final.runs[0].session == final.runs[1].session == "bmad-sm-1-1"
+    assert final.runs[0].log_path != final.runs[1].log_path
+
+
+async def test_an_agent_that_hangs_times_out_and_fails(run_story, project: Path) -> None:
+    final = await run_story(
+        "--misbehave",
+        "hang",
+        "--misbehave-stage",
+        "dev",
+        policy=StoryPolicy(max_attempts={"dev": 1}),
+        dev={"timeout": 1.5},
+    )
+    assert final.result == "failed"
+    assert final.failure_reason == "dev failed 1 attempt(s): no output after 1.5s"
+    (entry,) = final.recovery_log
+    assert entry.problem == "timeout" and entry.action == "give up"
+
+
+async def test_a_stalled_agent_is_retried_then_fails(run_story, project: Path) -> None:
+    final = await run_story(
+        "--misbehave", "hang", "--misbehave-stage", "qa", qa={"stall_timeout": 1.0}
+    )
+    assert final.result == "failed"
+    assert [e.problem for e in final.recovery_log] == ["stalled", "stalled"]
+    assert [e.action for e in final.recovery_log] == ["retry", "give up"]
