@@ -5,7 +5,7 @@ from __future__ import annotations
 import sys
 import time
 from dataclasses import dataclass, field
-from typing import Any, Protocol, TextIO
+from typing import Any, TextIO
 
 from orchestrator.runs import StoryReport
 
@@ -29,15 +29,11 @@ class Row:
     attach: str = ""
 
 
-class Display(Protocol):
-    def story(self, story: str, result: str) -> None: ...
-    def event(self, event: dict[str, Any]) -> None: ...
-    def close(self) -> None: ...
-
-
 def _elapsed(seconds: float) -> str:
+    if seconds < 60:
+        return f"{seconds:.1f}s"
     minutes, secs = divmod(int(seconds), 60)
-    return f"{minutes}m{secs:02d}s" if minutes else f"{secs}s"
+    return f"{minutes}m{secs:02d}s"
 
 
 class Board:

@@ -10,7 +10,15 @@ import re
 from pathlib import Path
 from typing import Annotated, Any, Literal
 
-from pydantic import BaseModel, BeforeValidator, ConfigDict, Field, ValidationError, model_validator
+from pydantic import (
+    BaseModel,
+    BeforeValidator,
+    ConfigDict,
+    Field,
+    ValidationError,
+    field_validator,
+    model_validator,
+)
 
 from orchestrator.profiles import ProfileName
 from orchestrator.sessions import sanitise
@@ -71,6 +79,15 @@ class StageConfig(_Strict):
     max_attempts: int | None = Field(default=None, ge=1)
     prompt: str | None = None
     agent: AgentConfig | None = None
+
+    @field_validator("prompt")
+    @classmethod
+    def _known_placeholders(cls, value: str | None) -> str | None:
+        if value is not None:
+            from orchestrator.stages import check_template
+
+            check_template(value)
+        return value
 
 
 class StoryEntry(_Strict):
@@ -197,6 +214,8 @@ def load_epic(path: Path) -> EpicConfig:
         raise ConfigError(_describe(exc, path)) from None
     base = path.resolve().parent
     project = (base / config.project).resolve()
+    if not project.is_dir():
+        raise ConfigError(f"{path}: project: folder {project} does not exist")
     state_dir = config.state_dir if config.state_dir.is_absolute() else project / config.state_dir
     return config.model_copy(
         update={"project": project, "state_dir": state_dir.resolve(), "source": path.resolve()}

@@ -64,3 +64,25 @@ def _signal_all(pids: list[int], sig: signal.Signals) -> None:
     for pid in pids:
         with contextlib.suppress(ProcessLookupError, PermissionError):
             os.kill(pid, sig)
+
+
+def _start_time(pid: int) -> str | None:
+    try:
+        stat = Path(f"/proc/{pid}/stat").read_text()
+    except OSError:
+        return None
+    return stat[stat.rindex(")") + 2 :].split()[19]  # field 22: start time in clock ticks
+
+
+def process_identity(pid: int) -> str:
+    """`pid:start-time`: names one process even after its pid is reused."""
+    return f"{pid}:{_start_time(pid) or ''}"
+
+
+def owner_alive(identity: str) -> bool:
+    """Whether the process named by `process_identity` still runs (unknown owner: False)."""
+    pid, _, start = identity.partition(":")
+    if not pid.isdigit():
+        return False
+    current = _start_time(int(pid))
+    return current is not None and (not start or current == start)

@@ -9,7 +9,6 @@ agent sessions that outlived the orchestrator.
 from __future__ import annotations
 
 import asyncio
-import os
 import shutil
 import signal
 from collections.abc import Iterable
@@ -20,7 +19,7 @@ from typing import Any
 from orchestrator.board import PlainDisplay, make_display, summary_table
 from orchestrator.config import AgentConfig, EpicConfig
 from orchestrator.context import AgentSpec, StageSettings, StoryContext
-from orchestrator.files import PRIVATE_FILE_MODE, ensure_private_dir
+from orchestrator.files import ensure_private_dir
 from orchestrator.runs import (
     RunRecord,
     RunReport,
@@ -109,8 +108,6 @@ def preflight(config: EpicConfig, simulate: bool) -> list[str]:
         problems.append(
             "tmux is not installed or not on PATH (Debian/Ubuntu: apt-get install tmux)"
         )
-    if not config.project.is_dir():
-        problems.append(f"project folder {config.project} does not exist")
     context = story_context(config, "preflight", simulate=simulate)
     for stage in STAGES:
         try:
@@ -208,9 +205,7 @@ class EpicRunner:
         self.interrupted = False
 
     async def run(self) -> int:
-        from langgraph.checkpoint.sqlite.aio import AsyncSqliteSaver
-
-        from graphs.story import build_story_graph
+        from graphs.story import build_story_graph, sqlite_checkpointer
 
         config = self.config
         ensure_private_dir(config.state_dir)
@@ -220,6 +215,8 @@ class EpicRunner:
                 print("nothing to resume: no unfinished run of this epic", flush=True)
                 return EXIT_BAD_INPUT
             record = previous
+            if not self.options.only:  # the stories that run was started with
+                self.selected = [s for s in config.story_ids if s in record.stories]
             print(f"resuming run {record.run_id}", flush=True)
         else:
             if previous is not None:
@@ -241,14 +238,12 @@ class EpicRunner:
             config, record.run_id, simulate=self.options.simulate, adopt=self.options.resume
         )
         self.display = make_display(self.selected, live=self.options.live)
-        database = config.state_dir / "checkpoints.sqlite"
-        os.close(os.open(database, os.O_CREAT | os.O_WRONLY, PRIVATE_FILE_MODE))
         main = asyncio.current_task()
         loop = asyncio.get_running_loop()
         for sig in (signal.SIGINT, signal.SIGTERM):
             loop.add_signal_handler(sig, self._interrupt, main)
         try:
-            async with AsyncSqliteSaver.from_conn_string(str(database)) as saver:
+            async with sqlite_checkpointer(config.state_dir / "checkpoints.sqlite") as saver:
                 self.graph = build_story_graph().compile(checkpointer=saver)
                 try:
                     await self._schedule()

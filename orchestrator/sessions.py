@@ -34,7 +34,7 @@ from typing import Any
 
 from orchestrator.eventlog import EventLog
 from orchestrator.files import PRIVATE_FILE_MODE, ensure_private_dir, write_private
-from orchestrator.processes import terminate_session
+from orchestrator.processes import owner_alive, process_identity, terminate_session
 from orchestrator.profiles import AgentProfile
 
 DEFAULT_SOCKET = "bmad"
@@ -60,6 +60,7 @@ _FIELDS = (
     "pane_pid",
     "pane_dead",
     "pane_dead_status",
+    "@bmad-owner",
     "@bmad-agent",
     "@bmad-story",
     "@bmad-run",
@@ -132,6 +133,12 @@ class SessionInfo:
     log_path: Path | None
     exit_file: Path | None
     meta: dict[str, Any] = field(default_factory=dict)
+    owner: str = ""  # "pid:start" of the orchestrator process that spawned it
+
+    @property
+    def owner_alive(self) -> bool:
+        """True while the process that spawned the session still runs (it is not an orphan)."""
+        return owner_alive(self.owner)
 
     def as_session(self, *, adopted: bool = False) -> AgentSession:
         return AgentSession(
@@ -220,14 +227,18 @@ class TmuxAgentManager:
     ) -> AgentSession:
         """Start `profile`'s agent for `agent`/`story_id` in a fresh session.
 
-        An existing session of the same name is killed first, unless `adopt` is set, in which
-        case it is adopted as it is (resume after the orchestrator died but tmux did not).
-        `meta` (JSON-able) is stored on the session, so whoever adopts it later can read it.
+        An existing session of the same name is killed first, unless `adopt` is set and it
+        belongs to this manager's run, in which case it is adopted as it is (resume after the
+        orchestrator died but tmux did not). A session of another run is never adopted: its
+        output would answer a different prompt. `meta` (JSON-able) is stored on the session, so
+        whoever adopts it later can read it.
         """
         name = self.session_name(agent, story_id)
         if await asyncio.to_thread(self._exists, name):
             if adopt:
-                return await self.adopt(name)
+                info = await self.info(name)
+                if info is not None and info.run_id == self.run_id:
+                    return await self.adopt(name)
             await self.kill(name)
         return await asyncio.to_thread(
             self._spawn,
@@ -283,6 +294,7 @@ class TmuxAgentManager:
             "@bmad-log": str(log_path),
             "@bmad-exit": str(exit_file),
             "@bmad-meta": json.dumps(meta),
+            "@bmad-owner": process_identity(os.getpid()),
         }
         chained: list[str] = []
         for key, value in options.items():
@@ -413,6 +425,7 @@ class TmuxAgentManager:
                     log_path=Path(log) if log else None,
                     exit_file=Path(exit_file) if exit_file else None,
                     meta=meta if isinstance(meta, dict) else {},
+                    owner=values.get("@bmad-owner", ""),
                 )
             )
         return rows
@@ -576,8 +589,16 @@ class TmuxAgentManager:
         return names
 
     async def cleanup_orphans(self, max_age: float) -> list[str]:
-        """Kill this prefix's sessions older than `max_age` seconds (e.g. left by a crashed run)."""
-        old = [row.name for row in await self.list() if row.running_seconds > max_age]
+        """Kill this prefix's orphans older than `max_age` seconds (left by a crashed run).
+
+        A session whose orchestrator process is still alive is a live run's, never an orphan,
+        whatever its age: a Dev stage may rightly run for hours.
+        """
+        old = [
+            row.name
+            for row in await self.list()
+            if row.running_seconds > max_age and not row.owner_alive
+        ]
         await asyncio.gather(*(self.kill(name) for name in old))
         if old:
             self.events.write("cleanup", sessions=old, max_age=max_age)

@@ -9,8 +9,9 @@ as Claude Code does, until the orchestrator kills it.
 Verdicts and failures are scriptable so every route of the story graph can be rehearsed:
 `--po-nogo [ID=]N`, `--qa-fail [ID=]N`, `--dev-blocked all|ID[,ID]`, `--qa-gate VALUE`,
 `--misbehave exit-at-start|exit-mid-stage|hang|pieces|orphan-child` (for the first
-`--misbehave-times` runs of `--misbehave-stage`). Runs are counted per story and stage in
-`{state_dir}/simulated/runs.json`, which is also how tests prove a stage was not re-run.
+`--misbehave-times` runs of `--misbehave-stage` of `--misbehave-story`). Runs are counted per
+story and stage in `{state_dir}/simulated/runs.json`, which is also how tests prove a stage was
+not re-run.
 
 Only the standard library and this package's file helpers: it starts in tens of milliseconds.
 """
@@ -125,6 +126,7 @@ def parse_args(argv: list[str] | None = None) -> argparse.Namespace:
     parser.add_argument("--misbehave", choices=MISBEHAVIOURS)
     parser.add_argument("--misbehave-times", type=int, default=None, metavar="N")
     parser.add_argument("--misbehave-stage", choices=("sm", "po", "dev", "qa"))
+    parser.add_argument("--misbehave-story", metavar="ID")
     parser.add_argument("--ignore-sighup", action="store_true")
     return parser.parse_args(argv)
 
@@ -329,6 +331,8 @@ class Agent:
         if args.misbehave != mode or self.me.stage is None:
             return False
         if args.misbehave_stage not in (None, self.me.stage):
+            return False
+        if args.misbehave_story not in (None, self.me.story_id):
             return False
         return args.misbehave_times is None or self.run <= args.misbehave_times
 

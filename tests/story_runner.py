@@ -9,9 +9,7 @@ import asyncio
 import sys
 from pathlib import Path
 
-from langgraph.checkpoint.sqlite.aio import AsyncSqliteSaver
-
-from graphs.story import build_story_graph
+from graphs.story import build_story_graph, sqlite_checkpointer
 from orchestrator.context import AgentSpec, StageSettings, StoryContext
 from tests.helpers import simulated_argv
 
@@ -26,7 +24,7 @@ async def run(project: Path, socket: str, db: Path, thread: str, sim_args: list[
         },
     )
     config = {"configurable": {"thread_id": thread}}
-    async with AsyncSqliteSaver.from_conn_string(str(db)) as saver:
+    async with sqlite_checkpointer(db) as saver:
         graph = build_story_graph().compile(checkpointer=saver)
         snapshot = await graph.aget_state(config)
         payload = None if snapshot.next else {"story_id": "1.1"}

@@ -15,7 +15,7 @@ from orchestrator.processes import session_members
 from orchestrator.profiles import make_profile
 from orchestrator.sessions import DeliveryError, TmuxAgentManager
 from orchestrator.waiting import wait_for_output
-from tests.helpers import simulated_argv
+from tests.helpers import simulated_argv, spawn_orphan
 
 ARGV_DUMP = (
     "import json, os, sys, pathlib;"
@@ -201,7 +201,7 @@ async def test_a_second_manager_lists_inspects_and_adopts(
     manager: TmuxAgentManager, project: Path, socket: str
 ) -> None:
     session = await manager.spawn("dev", "5.2", profile=generic("sleep", "60"), attempt=2)
-    other = TmuxAgentManager(project, socket=socket, prefix="bmad")
+    other = TmuxAgentManager(project, socket=socket, prefix="bmad", run_id=manager.run_id)
     rows = await other.list()
     assert [r.name for r in rows] == [session.name]
     info = await other.info(session.name)
@@ -217,6 +217,11 @@ async def test_a_second_manager_lists_inspects_and_adopts(
     adopted = await other.spawn("dev", "5.2", profile=generic("sleep", "1"), adopt=True)
     assert adopted.pane_id == session.pane_id and adopted.log_path == session.log_path
     assert (await other.info(session.name)).pane_pid == info.pane_pid  # not restarted
+    # A session of another run answers another prompt: it is replaced, never adopted.
+    stranger = TmuxAgentManager(project, socket=socket, prefix="bmad")
+    replaced = await stranger.spawn("dev", "5.2", profile=generic("sleep", "60"), adopt=True)
+    assert not replaced.adopted
+    assert (await stranger.info(session.name)).pane_pid != info.pane_pid
 
 
 async def test_spawn_replaces_a_session_of_the_same_name(manager: TmuxAgentManager) -> None:
@@ -289,16 +294,19 @@ async def test_stream_follows_new_output(manager: TmuxAgentManager) -> None:
     await stream.aclose()
 
 
-async def test_cleanup_orphans_only_touches_its_own_prefix(
+async def test_cleanup_kills_only_orphans_of_its_own_prefix(
     manager: TmuxAgentManager, project: Path, socket: str
 ) -> None:
-    mine = await manager.spawn("sm", "1.1", profile=generic("sleep", "60"))
+    orphan = spawn_orphan(str(project), socket, "bmad", "sm", "1.1")
+    theirs = spawn_orphan(str(project), socket, "other", "sm", "1.1")
+    live = await manager.spawn("dev", "1.2", profile=generic("sleep", "60"))
+    assert await manager.cleanup_orphans(max_age=3600) == []  # too young
+    # The live run's session survives whatever its age: its orchestrator (us) is alive.
+    assert await manager.cleanup_orphans(max_age=-1) == [orphan]
+    assert await manager.exists(live.name)
     foreign = TmuxAgentManager(project, socket=socket, prefix="other")
-    theirs = await foreign.spawn("sm", "1.1", profile=generic("sleep", "60"))
-    assert await manager.cleanup_orphans(max_age=3600) == []
-    assert await manager.cleanup_orphans(max_age=-1) == [mine.name]
-    assert await foreign.exists(theirs.name)
-    await foreign.kill(theirs.name)
+    assert await foreign.exists(theirs)
+    await foreign.kill(theirs)
 
 
 def test_attach_instructions_name_the_socket(manager: TmuxAgentManager, socket: str) -> None:
