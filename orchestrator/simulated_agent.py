@@ -46,6 +46,10 @@ PROMPT = "sim> "
 PASTE_START = b"\x1b[200~"
 PASTE_END = b"\x1b[201~"
 MISBEHAVIOURS = ("exit-at-start", "exit-mid-stage", "hang", "pieces", "orphan-child")
+TRUST_DIALOG = (
+    "Do you trust the files in this folder?\n\n"
+    "❯ 1. Yes, proceed\n  2. No, exit\n\nEnter to confirm · Esc to exit"
+)
 EXIT_AT_START = 3
 EXIT_MID_STAGE = 4
 
@@ -116,6 +120,10 @@ def parse_args(argv: list[str] | None = None) -> argparse.Namespace:
     )
     parser.add_argument("prompt", nargs="?", help="the stage prompt (as claude takes it)")
     parser.add_argument("--record", type=Path, help="append every prompt received as JSONL")
+    parser.add_argument(
+        "--trust-dialog", action="store_true", help="ask Claude's workspace-trust question first"
+    )
+    parser.add_argument("--input-prompt", default=PROMPT, help="the input line's prompt text")
     parser.add_argument("--slow-start", type=float, default=0.0, metavar="S")
     parser.add_argument("--work-seconds", type=float, default=0.0, metavar="S")
     parser.add_argument("--swallow-enters", type=int, default=0, metavar="N")
@@ -351,6 +359,37 @@ class Agent:
             self.spawn_orphan()
         if self.args.slow_start:
             time.sleep(self.args.slow_start)  # simulates a slow TUI start-up, not a sync point
+        if self.args.trust_dialog:
+            self.trust_dialog()
+
+    def trust_dialog(self) -> None:
+        """Claude Code's first-run question: nothing happens until Enter accepts it."""
+        say(TRUST_DIALOG)
+        with self.terminal():
+            while True:
+                key = os.read(0, 1024)
+                if not key:
+                    sys.exit(EXIT_AT_START)
+                if b"\r" in key or b"\n" in key:
+                    break
+        sys.stdout.write("\x1b[2J\x1b[H")  # the dialog is gone from the screen, as in Claude
+        say("workspace trusted")
+
+    @contextlib.contextmanager
+    def terminal(self) -> Iterator[None]:
+        """Raw-ish input: no echo, no line buffering, CR kept apart from a pasted LF."""
+        if not os.isatty(0):
+            yield
+            return
+        saved = termios.tcgetattr(0)
+        raw = termios.tcgetattr(0)
+        raw[0] &= ~(termios.ICRNL | termios.IXON)
+        raw[3] &= ~(termios.ICANON | termios.ECHO)
+        termios.tcsetattr(0, termios.TCSANOW, raw)
+        try:
+            yield
+        finally:
+            termios.tcsetattr(0, termios.TCSANOW, saved)
 
     def spawn_orphan(self) -> None:
         """A child that leaves the process group and ignores SIGHUP/SIGTERM, as MCP servers do."""
@@ -423,7 +462,7 @@ class Agent:
     def show_prompt(self, composing: bytes = b"") -> None:
         lines = [line for line in composing.decode(errors="ignore").split("\n") if line.strip()]
         shown = lines[-1][-150:] if lines else ""
-        sys.stdout.write(f"\r\x1b[K{PROMPT}{shown}")
+        sys.stdout.write(f"\r\x1b[K{self.args.input_prompt}{shown}")
         sys.stdout.flush()
 
     def interact(self) -> None:
@@ -433,16 +472,9 @@ class Agent:
                     self.receive(line.rstrip("\n"))
             while True:
                 signal.pause()
-        saved = termios.tcgetattr(0)
-        raw = termios.tcgetattr(0)
-        raw[0] &= ~(termios.ICRNL | termios.IXON)  # CR stays CR: Enter differs from a pasted LF
-        raw[3] &= ~(termios.ICANON | termios.ECHO)
-        termios.tcsetattr(0, termios.TCSANOW, raw)
         sys.stdout.write("\x1b[?2004h")  # ask the terminal for bracketed paste
-        try:
+        with self.terminal():
             self.read_loop()
-        finally:
-            termios.tcsetattr(0, termios.TCSANOW, saved)
 
     def read_loop(self) -> None:
         composing = bytearray()
@@ -497,7 +529,8 @@ def main(argv: list[str] | None = None) -> None:
     agent = Agent(args, Identity.from_env())
     agent.start()
     if args.prompt is not None:
-        say(f"{PROMPT}{args.prompt.splitlines()[0][:150] if args.prompt.strip() else ''}")
+        first_line = args.prompt.strip().splitlines()[0][:150] if args.prompt.strip() else ""
+        say(f"{args.input_prompt}{first_line}")
         agent.receive(args.prompt)
     agent.interact()
 

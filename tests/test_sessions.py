@@ -329,3 +329,21 @@ async def test_a_long_prompt_goes_through_a_file(manager: TmuxAgentManager, proj
     path = Path(pointer.split("Read the file ")[1].split(" and follow")[0])
     assert path.read_text() == prompt
     assert stat.S_IMODE(path.stat().st_mode) == 0o600
+
+
+async def test_claude_trust_dialog_is_answered_before_the_agent_works(
+    manager: TmuxAgentManager, project: Path
+) -> None:
+    profile = make_profile(
+        "claude", simulated_argv("--trust-dialog", "--input-prompt", "> "), ready_timeout=20
+    )
+    session = await manager.spawn("sm", "1.1", profile=profile, prompt="/BMad:agents:sm *draft")
+    asked = await manager.wait_for_screen(
+        session.name, lambda s: profile.first_dialog(s) is not None, timeout=20
+    )
+    assert asked is not None and profile.first_dialog(asked).name == "workspace-trust"
+    assert not (project / "docs" / "stories").exists()  # nothing happens before the answer
+    assert await manager.wait_until_ready(session, profile) is True
+    dialogs = [e for e in manager.events.read() if e["event"] == "dialog"]
+    assert [e["dialog"] for e in dialogs] == ["workspace-trust"]
+    await wait_file(project / "docs" / "stories" / "1.1.story.md")

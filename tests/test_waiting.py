@@ -190,3 +190,66 @@ def test_filesystem_now_orders_with_later_writes(tmp_path: Path) -> None:
     out = tmp_path / "later.txt"
     out.write_text("x")
     assert out.stat().st_mtime_ns >= mark
+
+
+# --- with the BMad stage conventions and the simulated agent --------------------------------
+
+
+async def _sm_wait(manager: TmuxAgentManager, project: Path, *sim: str, stall: float | None = None):
+    from orchestrator.bmad import BmadPaths
+    from orchestrator.stages import Stage, StageRequest, check_stage_output, watch_dirs
+    from tests.helpers import simulated_argv
+
+    paths = BmadPaths.load(project)
+    request = StageRequest(Stage.SM, "1.1")
+    since = filesystem_now(manager.state_dir / "run")
+    session = await manager.spawn(
+        "sm", "1.1", profile=make_profile("simulated", simulated_argv(*sim)), prompt="draft 1.1"
+    )
+    return await wait_for_output(
+        lambda: check_stage_output(request, paths, since_ns=since),
+        watch=watch_dirs(request, paths),
+        manager=manager,
+        session=session,
+        timeout=30,
+        stall_timeout=stall,
+    )
+
+
+async def test_a_leftover_story_does_not_complete_the_stage_but_a_fresh_one_does(
+    manager: TmuxAgentManager, project: Path
+) -> None:
+    import os
+
+    stories = project / "docs" / "stories"
+    stories.mkdir(parents=True)
+    leftover = stories / "1.1.story.md"
+    leftover.write_text("# Story 1.1: old\n\n## Status\n\nDraft\n")
+    os.utime(leftover, (1_000_000_000, 1_000_000_000))  # an earlier run's file
+    result = await _sm_wait(manager, project, "--work-seconds", "1")
+    assert result.reason == "done"
+    assert result.value is not None and result.value.outcome == "drafted"
+    assert "Acceptance Criteria" in leftover.read_text()  # the agent's own draft, not the old one
+
+
+async def test_a_story_written_in_pieces_is_done_only_when_complete(
+    manager: TmuxAgentManager, project: Path
+) -> None:
+    result = await _sm_wait(manager, project, "--misbehave", "pieces")
+    assert result.reason == "done"
+    text = (project / "docs" / "stories" / "1.1.story.md").read_text()
+    assert "## Status" in text and "## QA Results" in text
+
+
+async def test_simulated_crash_mid_stage_is_agent_gone_with_its_status(
+    manager: TmuxAgentManager, project: Path
+) -> None:
+    result = await _sm_wait(manager, project, "--misbehave", "exit-mid-stage")
+    assert result.reason == "agent_gone"
+    assert result.exit_status == 4
+    assert any("crash mid-stage" in line for line in result.last_screen)
+
+
+async def test_a_hanging_simulated_agent_stalls(manager: TmuxAgentManager, project: Path) -> None:
+    result = await _sm_wait(manager, project, "--misbehave", "hang", stall=0.8)
+    assert result.reason == "stalled"
