@@ -69,11 +69,11 @@ async def sqlite_checkpointer(path: Path) -> AsyncIterator[AsyncSqliteSaver]:
         yield AsyncSqliteSaver(conn, serde=checkpoint_serializer())
 
 
-def build_story_graph() -> StateGraph:
+def build_story_graph() -> StateGraph[StoryState, StoryContext, StoryState, StoryState]:
     """The uncompiled story graph (state `StoryState`, context `StoryContext`)."""
     builder = StateGraph(StoryState, context_schema=StoryContext)
     for stage, route in STAGE_ROUTES.items():
-        builder.add_node(stage, make_stage_node(stage))  # type: ignore[arg-type]
+        builder.add_node(stage, make_stage_node(stage))  # type: ignore[call-overload, arg-type]
         builder.add_conditional_edges(stage, route)
     builder.add_node("done", done_node)
     builder.add_node("failed", failed_node)

@@ -216,6 +216,7 @@ def _update(
         ]
         return update
     output = result.value
+    assert output is not None  # an outcome implies an output
     update["failed_attempts"] = 0
     update["outcomes"] = {stage: outcome}
     if output.story_file is not None:

@@ -24,6 +24,7 @@ from orchestrator.runs import (
     RunRecord,
     RunReport,
     StoryReport,
+    StoryResult,
     last_unfinished,
     now,
     save_record,
@@ -348,7 +349,7 @@ class EpicRunner:
             payload = {"story_id": story, "start_at": start, "policy": story_policy(self.config)}
         self.display.story(story, "running")
         if payload is not None or snapshot.next:
-            async for chunk in self.graph.astream(
+            async for chunk in self.graph.astream(  # type: ignore[call-overload]
                 payload,
                 thread,
                 context=self.context,
@@ -407,7 +408,7 @@ class EpicRunner:
 
 
 def _report(state: Any) -> StoryReport:
-    result = "done" if state.result == "done" else "failed"
+    result: StoryResult = "done" if state.result == "done" else "failed"
     if state.start_at == "done":
         result = "already done"
     return StoryReport(

@@ -18,6 +18,7 @@ can be driven from one event loop.
 from __future__ import annotations
 
 import asyncio
+import builtins
 import contextlib
 import fcntl
 import json
@@ -199,7 +200,7 @@ class TmuxAgentManager:
         flags = ["-r"] if read_only else []
         return shlex.join(["tmux", *socket, "attach", *flags, "-t", f"={name}"])
 
-    def _tmux(self, *args: str, check: bool = True) -> list[str]:
+    def _tmux(self, *args: str, check: bool = True) -> builtins.list[str]:
         result = self.server.cmd(*args)
         if check and result.stderr:
             raise TmuxError(f"tmux {args[0]}: {' '.join(result.stderr)}")
@@ -381,7 +382,7 @@ class TmuxAgentManager:
     async def exists(self, name: str) -> bool:
         return await asyncio.to_thread(self._exists, name)
 
-    def _rows(self, target: str | None) -> list[SessionInfo]:
+    def _rows(self, target: str | None) -> builtins.list[SessionInfo]:
         args = ["list-panes", "-F", _FORMAT]
         args += ["-s", "-t", f"={target}"] if target else ["-a"]
         result = self.server.cmd(*args)
@@ -435,17 +436,17 @@ class TmuxAgentManager:
         rows = await asyncio.to_thread(self._rows, name)
         return next((row for row in rows if row.name == name), None)
 
-    async def list(self) -> list[SessionInfo]:
+    async def list(self) -> builtins.list[SessionInfo]:
         """Every session of this prefix on the server, read from tmux (not from memory)."""
         return await asyncio.to_thread(self._rows, None)
 
     async def capture(
         self, name: str, start: int | None = None, end: int | None = None
-    ) -> list[str]:
+    ) -> builtins.list[str]:
         """Pane text; `start`/`end` are tmux lines (negative = scrollback, None = screen edges)."""
         return await asyncio.to_thread(self._capture, name, start, end)
 
-    def _capture(self, name: str, start: int | None, end: int | None) -> list[str]:
+    def _capture(self, name: str, start: int | None, end: int | None) -> builtins.list[str]:
         args = ["capture-pane", "-p", "-J", "-t", f"={name}:"]
         if start is not None:
             args += ["-S", str(start)]
@@ -481,7 +482,7 @@ class TmuxAgentManager:
 
     async def wait_for_screen(
         self, name: str, predicate: Any, *, timeout: float, start: int | None = None
-    ) -> list[str] | None:
+    ) -> builtins.list[str] | None:
         """Poll the pane until `predicate(lines)` holds; None at the deadline."""
         deadline = time.monotonic() + timeout
         while True:
@@ -582,13 +583,13 @@ class TmuxAgentManager:
         )
         return True
 
-    async def kill_all(self) -> list[str]:
+    async def kill_all(self) -> builtins.list[str]:
         """Kill every session of this prefix on the server."""
         names = [row.name for row in await self.list()]
         await asyncio.gather(*(self.kill(name) for name in names))
         return names
 
-    async def cleanup_orphans(self, max_age: float) -> list[str]:
+    async def cleanup_orphans(self, max_age: float) -> builtins.list[str]:
         """Kill this prefix's orphans older than `max_age` seconds (left by a crashed run).
 
         A session whose orchestrator process is still alive is a live run's, never an orphan,

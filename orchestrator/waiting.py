@@ -12,7 +12,6 @@ file written before the watch was registered.
 from __future__ import annotations
 
 import asyncio
-import contextlib
 import os
 import tempfile
 import time
@@ -20,7 +19,7 @@ import weakref
 from collections.abc import Awaitable, Callable, Iterable
 from dataclasses import dataclass, field
 from pathlib import Path
-from typing import TYPE_CHECKING, Generic, Literal, TypeVar
+from typing import TYPE_CHECKING, Any, Generic, Literal, TypeVar
 
 if TYPE_CHECKING:
     from orchestrator.sessions import AgentSession, TmuxAgentManager
@@ -212,10 +211,11 @@ class _SessionProbe:
 
     async def screen(self) -> list[str]:
         """The last 40 non-blank lines: a dead pane pads its screen with blank rows."""
-        with contextlib.suppress(Exception):
+        try:
             lines = await self.manager.capture(self.session.name, -200)
-            return [line for line in lines if line.strip()][-40:]
-        return []
+        except Exception:
+            return []
+        return [line for line in lines if line.strip()][-40:]
 
 
 async def wait_for_output(
@@ -286,7 +286,7 @@ async def wait_for_output(
                 if cancel is not None and cancel.is_set():
                     return result("cancelled")
                 changes = asyncio.ensure_future(sub.wait())
-                waits: list[asyncio.Future[object]] = [changes]  # type: ignore[list-item]
+                waits: list[asyncio.Future[Any]] = [changes]
                 if cancel_task is not None:
                     waits.append(cancel_task)
                 limit = None if timeout is None else max(0.0, timeout - (now - started))
