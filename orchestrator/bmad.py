@@ -57,6 +57,11 @@ class BmadPaths:
                 raise BmadConfigError(f"{config_file}: expected a mapping at the top level")
             config = loaded
         qa = config.get("qa")
+        if qa is not None and not isinstance(qa, dict):
+            # `qa: some/dir` would silently send the gate search to docs/qa.
+            raise BmadConfigError(
+                f"{config_file}: qa must be a mapping with qaLocation, got {qa!r}"
+            )
         qa_location = qa.get("qaLocation") if isinstance(qa, dict) else None
         stories = _config_str(config_file, "devStoryLocation", config.get("devStoryLocation"))
         return cls(
@@ -134,7 +139,7 @@ _STATUS_SYNONYMS = {
     "done": Status.DONE,
     "blocked": Status.BLOCKED,
 }
-_STATUS_HEADING = re.compile(r"^##[ \t]*Status\b[ \t]*(?::[ \t]*(?P<inline>.*?))?[ \t]*$", re.M)
+_STATUS_HEADING = re.compile(r"^##[ \t]*Status\b[ \t]*(?::[ \t]*(?P<inline>.*?))?[ \t]*\r?$", re.M)
 
 
 def normalise_status(value: str | None) -> Status | None:
@@ -183,15 +188,20 @@ def read_status(text: str) -> str | None:
 
 def set_status(path: Path, value: str) -> None:
     """Rewrite only the Status value (atomically); the rest of the file stays byte-identical."""
-    text = path.read_text()
+    # Bytes, not read_text(): universal newlines would turn a CRLF file into LF on rewrite.
+    text = path.read_bytes().decode()
+    nl = "\r\n" if "\r\n" in text else "\n"
     span = _status_span(text)
     if span is None:
-        title = re.search(r"^# .*$", text, re.M)
+        title = re.search(r"^# [^\r\n]*", text, re.M)
         at = title.end() if title else 0
-        prefix = "\n\n" if title else ""
-        updated = f"{text[:at]}{prefix}## Status\n\n{value}\n{'' if title else chr(10)}{text[at:]}"
+        # After a title the text already goes on with its own line break.
+        heading = (
+            f"{nl}{nl}## Status{nl}{nl}{value}" if title else f"## Status{nl}{nl}{value}{nl}{nl}"
+        )
+        updated = f"{text[:at]}{heading}{text[at:]}"
     elif span.value is None:
-        updated = f"{text[: span.start]}\n\n{value}{text[span.end :]}"
+        updated = f"{text[: span.start]}{nl}{nl}{value}{text[span.end :]}"
     else:
         updated = f"{text[: span.start]}{value}{text[span.end :]}"
     write_atomic(path, updated)
@@ -199,7 +209,10 @@ def set_status(path: Path, value: str) -> None:
 
 # --- PO decisions ------------------------------------------------------------------------------
 
-_DECISION = re.compile(r"^[\s>*_-]*Decision[*_]*\s*:\s*[*_`]*\s*(NO[\s-]?GO|GO)\b", re.M | re.I)
+# `Decision: GO`, `**Decision:** NO-GO`, `PO Decision: GO`, `| Decision | GO |`.
+_DECISION = re.compile(
+    r"^[\s>*_|-]*(?:PO\s+)?Decision[*_]*\s*[:|]\s*[*_`]*\s*(NO[\s-]?GO|GO)\b", re.M | re.I
+)
 
 
 def read_po_decisions(text: str) -> list[PoDecision]:
@@ -243,7 +256,9 @@ def read_gate_file(path: Path) -> str | None:
 
 
 _QA_GATE_LINE = re.compile(
-    r"^\s*Gate:\s*\**\s*(PASS|CONCERNS|FAIL|WAIVED)\b\**(?:\s*(?:→|->)\s*`?([^\s`]+))?", re.M
+    r"^\s*[*_]*Gate[*_]*:[*_]*\s*[*_]*\s*(PASS|CONCERNS|FAIL|WAIVED)\b[*_]*"
+    r"(?:\s*(?:→|->)\s*`?([^\s`]+))?",
+    re.M,
 )
 
 
@@ -265,9 +280,9 @@ def find_gate(
     """The story's newest valid gate written at or after `since_ns`.
 
     Gate files win. The fallback is a `Gate:` line in the story's QA Results that was not there
-    before the stage (`story_gates_before` lines were) and does not name a gate file still to be
-    written: QA writes QA Results first and the gate file second, and killing it in between
-    would lose the file BMad treats as the truth.
+    before the stage (`story_gates_before` lines were) and names no gate file, or one that this
+    stage has already written validly (its value wins): QA writes QA Results first and the gate
+    file second, and killing it in between would lose or leave stale the file BMad trusts.
     """
     dated = []
     for path in _gate_files(paths.gates, story_id):
@@ -285,6 +300,13 @@ def find_gate(
     if len(gates) <= story_gates_before:
         return None
     value, named = gates[-1]
-    if named is not None and not (paths.root / named).exists():
+    if named is None:
+        return Gate(value, story_file, _mtime_or_zero(story_file))
+    # A named file counts only once this stage has written it whole; a stale one (last round's)
+    # or a half-written one means QA is still between its two writes.
+    named_file = paths.root / named
+    named_mtime = _mtime_or_zero(named_file)
+    named_value = read_gate_file(named_file)
+    if named_value is None or named_mtime < since_ns:
         return None
-    return Gate(value, story_file, _mtime_or_zero(story_file))
+    return Gate(named_value, named_file, named_mtime)

@@ -175,14 +175,19 @@ def _epic_story(paths: BmadPaths, story_id: str) -> tuple[str, list[str]]:
     epic = story_id.split(".")[0]
     for epic_file in sorted((paths.root / "docs" / "prd").glob(f"epic-{epic}*.md")):
         text = epic_file.read_text()
-        heading = re.search(rf"^#+\s*Story\s+{re.escape(story_id)}:?\s*(.+)$", text, re.M)
+        # `Story 1.1` is never `Story 1.10` or `Story 1.1.1`.
+        heading = re.search(
+            rf"^(#+)\s*Story\s+{re.escape(story_id)}(?![\w.])[ \t]*:?\s*(.+)$", text, re.M
+        )
         if heading is None:
             continue
         body = text[heading.end() :]
-        following = re.search(r"^#+\s", body, re.M)
+        # The PRD template nests `Acceptance Criteria` as a sub-heading: stop at the next story.
+        level = len(heading.group(1))
+        following = re.search(rf"^#{{1,{level}}}\s", body, re.M)
         body = body[: following.start()] if following else body
         criteria = [m.group(1).strip() for m in re.finditer(r"^\s*\d+[.:]\s*(.+)$", body, re.M)]
-        return heading.group(1).strip(), criteria
+        return heading.group(2).strip(), criteria
     return f"Simulated story {story_id}", []
 
 
@@ -190,10 +195,6 @@ def _remove_section(text: str, title: str) -> str:
     return re.sub(
         rf"\n*^##\s*{re.escape(title)}\s*$.*?(?=^##\s|\Z)", "\n\n", text, flags=re.M | re.S
     )
-
-
-def _append_section(text: str, title: str, body: str) -> str:
-    return f"{_remove_section(text, title).rstrip()}\n\n## {title}\n\n{body.rstrip()}\n"
 
 
 def _write_in_pieces(path: Path, text: str, pieces: bool) -> None:
@@ -267,7 +268,8 @@ def validate_story(story: Path, go: bool) -> str:
         "- Tasks do not name the tests to add."
     )
     body = f"Decision: {decision}\n\nValidated by Sarah (PO, simulated) on {_today()}.\n\n{reasons}"
-    write_atomic(story, _append_section(story.read_text(), "PO Validation", body))
+    # Appended, as the prompt asks: an earlier verdict stays visible above the new one.
+    write_atomic(story, f"{story.read_text().rstrip()}\n\n## PO Validation\n\n{body}\n")
     return decision
 
 
@@ -315,10 +317,15 @@ def review_story(paths: BmadPaths, story: Path, story_id: str, gate: str) -> Pat
         f"### Gate Status\n\nGate: {gate} → {relative}\n"
     )
     text = story.read_text()
-    if re.search(r"^## QA Results\s*$", text, re.M):
-        text = text.rstrip() + "\n\n" + entry
-    else:
+    results = re.search(r"^## QA Results[ \t]*$", text, re.M)
+    if results is None:
         text = text.rstrip() + "\n\n## QA Results\n\n" + entry
+    else:
+        # BMad appends below the existing entries, inside the section (a `## PO Validation`
+        # may follow it), so the orchestrator's QA Results parser sees the Gate line.
+        following = re.search(r"^##\s", text[results.end() :], re.M)
+        end = results.end() + following.start() if following else len(text)
+        text = f"{text[:end].rstrip()}\n\n{entry}" + (f"\n{text[end:]}" if following else "")
     write_atomic(story, text)
     return gate_file
 
