@@ -209,8 +209,6 @@ def build_command_parser() -> argparse.ArgumentParser:
 
 
 def main(argv: Sequence[str] | None = None) -> int:
-    from orchestrator.config import ConfigError
-
     args_list = list(sys.argv[1:] if argv is None else argv)
     if args_list and args_list[0] in SUBCOMMANDS:
         parser = build_command_parser()
@@ -222,7 +220,11 @@ def main(argv: Sequence[str] | None = None) -> int:
         return int(exit_.code or 0) if exit_.code not in (None, 0) else 0
     try:
         return int(args.handler(args))
-    except ConfigError as exc:
-        return _error(str(exc))
     except KeyboardInterrupt:
         return 130
+    except Exception as exc:
+        from orchestrator.config import ConfigError  # lazily: `--help` stays fast
+
+        if isinstance(exc, ConfigError):
+            return _error(str(exc))
+        raise

@@ -21,7 +21,6 @@ from pydantic import (
 )
 
 from orchestrator.profiles import ProfileName
-from orchestrator.sessions import sanitise
 
 StageKey = Literal["sm", "po", "dev", "qa"]
 _DURATION = re.compile(r"^\s*(\d+(?:\.\d+)?)\s*(ms|s|m|h)?\s*$")
@@ -121,6 +120,8 @@ class EpicConfig(_Strict):
 
     @model_validator(mode="after")
     def _check_stories(self) -> EpicConfig:
+        from orchestrator.sessions import sanitise
+
         seen: dict[str, str] = {}
         for index, story in enumerate(self.stories):
             key = sanitise(story.id)
