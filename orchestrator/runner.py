@@ -109,6 +109,7 @@ def preflight(config: EpicConfig, simulate: bool) -> list[str]:
         problems.append(
             "tmux is not installed or not on PATH (Debian/Ubuntu: apt-get install tmux)"
         )
+    problems += project_problems(config.project)
     context = story_context(config, "preflight", simulate=simulate)
     for stage in STAGES:
         try:
@@ -119,6 +120,26 @@ def preflight(config: EpicConfig, simulate: bool) -> list[str]:
         if shutil.which(binary) is None and not Path(binary).is_file():
             problems.append(f"agent command {binary!r} ({stage}) is not on PATH")
     return sorted(set(problems), key=problems.index)
+
+
+def project_problems(project: Path) -> list[str]:
+    """A BMad v4 project's core-config must load; a v6 project is refused, not half-driven."""
+    from orchestrator.bmad import CONFIG_FILE, BmadConfigError, BmadPaths
+
+    if not (project / CONFIG_FILE).exists() and any(
+        (project / folder).is_dir() for folder in ("_bmad", "bmad/bmm", ".bmad/bmm")
+    ):
+        return [
+            f"{project} is a BMad v6 project (no PO agent, no QA gate files); "
+            "this orchestrator drives the v4 SM -> PO -> Dev -> QA cycle (.bmad-core/)"
+        ]
+    try:
+        paths = BmadPaths.load(project)
+    except BmadConfigError as exc:
+        return [str(exc)]
+    if paths.stories.exists() and not paths.stories.is_dir():
+        return [f"stories location {paths.stories} is not a folder"]
+    return []
 
 
 def start_stage(config: EpicConfig, story_id: str) -> str:
@@ -333,22 +354,34 @@ class EpicRunner:
         )
 
     async def _run_story(self, story: str) -> StoryReport:
+        """One story through the graph; an unexpected error fails this story, not the run."""
+        try:
+            return await self._drive_story(story)
+        except Exception as exc:
+            manager = await asyncio.to_thread(self.context.manager)
+            manager.events.write("story-error", story=story, error=f"{type(exc).__name__}: {exc}")
+            return StoryReport(
+                story_id=story,
+                result="error",
+                reason=(
+                    f"internal error: {type(exc).__name__}: {exc} "
+                    "(the checkpoint is kept: fix the cause, then run with --resume)"
+                ),
+            )
+
+    async def _drive_story(self, story: str) -> StoryReport:
         from state import StoryState
 
         thread: Any = {"configurable": {"thread_id": f"{self.record.run_id}:{story}"}}
         snapshot = await self.graph.aget_state(thread)
-        payload: dict[str, Any] | None
-        if snapshot.values and not snapshot.next:
-            payload = None  # finished in an earlier attempt of this run
-        elif snapshot.next:
-            payload = None
-        else:
+        payload: dict[str, Any] | None = None  # None: continue this thread's checkpoint
+        if not snapshot.values:
             start = await asyncio.to_thread(start_stage, self.config, story)
             if start == "done":
                 return StoryReport(story_id=story, result="already done")
             payload = {"story_id": story, "start_at": start, "policy": story_policy(self.config)}
-        self.display.story(story, "running")
         if payload is not None or snapshot.next:
+            self.display.story(story, "running")
             async for chunk in self.graph.astream(  # type: ignore[call-overload]
                 payload,
                 thread,
@@ -372,7 +405,9 @@ class EpicRunner:
             code = EXIT_OK
         else:
             code = EXIT_FAILED
-        finished = not self.interrupted and all(r.result != "interrupted" for r in reports)
+        finished = not self.interrupted and all(
+            r.result not in ("interrupted", "error") for r in reports
+        )
         record = self.record.model_copy(
             update={
                 "finished": finished,

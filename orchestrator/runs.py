@@ -15,7 +15,7 @@ from pydantic import BaseModel, Field
 
 from orchestrator.files import ensure_private_dir, write_private
 
-StoryResult = Literal["done", "already done", "failed", "skipped", "interrupted"]
+StoryResult = Literal["done", "already done", "failed", "skipped", "interrupted", "error"]
 
 
 class RunRecord(BaseModel):

@@ -320,3 +320,50 @@ def test_simulated_agent_is_runnable_for_rehearsals() -> None:
     argv = simulated_argv("--help")
     result = subprocess.run(argv, capture_output=True, text=True, cwd=os.sep, timeout=30)
     assert result.returncode == 0 and "--po-nogo" in result.stdout
+
+
+@pytest.mark.parametrize(
+    ("arrange", "expected"),
+    [
+        ("v6", "is a BMad v6 project"),
+        ("broken-core-config", "core-config.yaml: not valid YAML"),
+        ("stories-is-a-file", "is not a folder"),
+    ],
+)
+def test_a_project_that_cannot_be_driven_is_refused_before_anything_starts(
+    demo: Path, socket: str, arrange: str, expected: str
+) -> None:
+    if arrange == "v6":
+        shutil.rmtree(demo / ".bmad-core")
+        (demo / "_bmad" / "bmm").mkdir(parents=True)
+    elif arrange == "broken-core-config":
+        (demo / ".bmad-core" / "core-config.yaml").write_text("qa: {\n")
+    else:
+        (demo / "docs" / "stories").write_text("not a folder")
+    result = cli(write_epic(demo, socket))
+    assert result.returncode == 2
+    assert expected in result.stderr
+    assert not libtmux.Server(socket_name=socket).is_alive()
+
+
+async def test_an_unexpected_error_fails_its_story_and_keeps_the_run_resumable(
+    demo: Path, socket: str
+) -> None:
+    stories_dir = demo / "docs" / "stories"
+    stories_dir.mkdir(parents=True)
+    (stories_dir / "1.1.story.md").write_bytes(b"# Story 1.1\n\n## Status\n\n\xff\xfe\n")
+    result = cli(write_epic(demo, socket, stories=["1.1", "1.3"], parallel=1))
+    assert result.returncode == 1, result.stdout + result.stderr
+    by_id = stories(report(demo))
+    assert by_id["1.1"]["result"] == "error"
+    assert "UnicodeDecodeError" in by_id["1.1"]["reason"]
+    assert by_id["1.3"]["result"] == "done"  # the other story was not taken down with it
+    (record,) = load_records(demo / ".bmad-orchestrator")
+    assert not record.finished  # so --resume can pick it up once the file is fixed
+    assert await sessions_left(demo, socket) == []
+
+    (stories_dir / "1.1.story.md").unlink()
+    resumed = cli(demo / "epic.yaml", "--resume")
+    assert resumed.returncode == 0, resumed.stdout + resumed.stderr
+    assert runs(demo)["1.3"] == {"sm": 1, "po": 1, "dev": 1, "qa": 1}  # not run again
+    assert stories(report(demo))["1.1"]["result"] == "done"
