@@ -48,6 +48,13 @@ class StageSettings:
     agent: AgentSpec | None = None
 
 
+def _stage_settings(value: Mapping[str, object]) -> StageSettings:
+    settings = dict(value)
+    if isinstance(settings.get("agent"), Mapping):
+        settings["agent"] = AgentSpec(**settings["agent"])  # type: ignore[arg-type]
+    return StageSettings(**settings)  # type: ignore[arg-type]
+
+
 @dataclass
 class StoryContext:
     """Runtime settings for the story graph's nodes."""
@@ -63,6 +70,18 @@ class StoryContext:
     adopt_live_sessions: bool = False
     _manager: TmuxAgentManager | None = field(default=None, init=False, repr=False)
     _lock: threading.Lock = field(default_factory=threading.Lock, init=False, repr=False)
+
+    def __post_init__(self) -> None:
+        # LangGraph builds the context from JSON (Studio, the HTTP API) as `StoryContext(**d)`,
+        # which leaves nested values as dicts and strings.
+        self.project = Path(self.project)
+        self.state_dir = Path(self.state_dir) if self.state_dir else None
+        if isinstance(self.agent, Mapping):
+            self.agent = AgentSpec(**self.agent)
+        self.stages = {
+            name: _stage_settings(value) if isinstance(value, Mapping) else value
+            for name, value in self.stages.items()
+        }
 
     def stage(self, stage: str) -> StageSettings:
         return self.stages.get(stage) or StageSettings()

@@ -1,7 +1,8 @@
-"""LangGraph Studio: the real `langgraph dev` server lists the story graph, offline."""
+"""LangGraph Studio: the real `langgraph dev` server lists and runs the story graph, offline."""
 
 from __future__ import annotations
 
+import asyncio
 import json
 import os
 import signal
@@ -13,6 +14,7 @@ import urllib.error
 import urllib.request
 from pathlib import Path
 
+from orchestrator.sessions import TmuxAgentManager
 from tests.conftest import REPO
 
 
@@ -22,14 +24,16 @@ def free_port() -> int:
         return probe.getsockname()[1]
 
 
-def request(url: str, body: dict | None = None) -> object:
+def request(url: str, body: dict | None = None, timeout: float = 10) -> object:
     data = json.dumps(body).encode() if body is not None else None
     req = urllib.request.Request(url, data=data, headers={"Content-Type": "application/json"})
-    with urllib.request.urlopen(req, timeout=10) as response:
+    with urllib.request.urlopen(req, timeout=timeout) as response:
         return json.loads(response.read())
 
 
-def test_langgraph_dev_serves_the_story_graph(tmp_path: Path) -> None:
+async def test_langgraph_dev_serves_and_runs_the_story_graph(
+    tmp_path: Path, project: Path, socket: str
+) -> None:
     port = free_port()
     log = (tmp_path / "server.log").open("w")
     env = {
@@ -71,6 +75,29 @@ def test_langgraph_dev_serves_the_story_graph(tmp_path: Path) -> None:
         drawing = request(f"{base}/assistants/{assistants[0]['assistant_id']}/graph")
         nodes = {node["id"] for node in drawing["nodes"]}  # type: ignore[index]
         assert {"sm", "po", "dev", "qa", "done", "failed"} <= nodes
+        # A story run through the server's own API, context as JSON as Studio sends it. The dev
+        # server flags blocking calls on its event loop, so this proves the nodes never block.
+        context = {
+            "project": str(project),
+            "socket": socket,
+            "agent": {"profile": "simulated"},
+            "stages": {s: {"timeout": 60} for s in ("sm", "po", "dev", "qa")},
+        }
+        body = {
+            "assistant_id": assistants[0]["assistant_id"],  # type: ignore[index]
+            "input": {"story_id": "3.1"},
+            "context": context,
+        }
+        final = await asyncio.to_thread(request, f"{base}/runs/wait", body, 120)
+        assert isinstance(final, dict), final
+        assert final.get("result") == "done", final
+        assert final["outcomes"] == {
+            "sm": "drafted",
+            "po": "approved",
+            "dev": "implemented",
+            "qa": "PASS",
+        }
+        assert await TmuxAgentManager(project, socket=socket).list() == []
     finally:
         os.killpg(server.pid, signal.SIGINT)
         try:
