@@ -250,6 +250,13 @@ async def wait_for_output(
     def is_activity(path: Path) -> bool:
         return path.parent in outputs or path in outputs or path in activity_files
 
+    def concerns_us(path: Path) -> bool:
+        # Other sessions' logs share our folders: their output must not re-run our check.
+        # Ancestors of a watched folder count, so a folder created late is noticed.
+        if path in activity_files:
+            return True
+        return any(path == d or d in path.parents or path in d.parents for d in outputs)
+
     async def evaluate() -> T | None:
         if asyncio.iscoroutinefunction(check):
             return await check()
@@ -261,11 +268,12 @@ async def wait_for_output(
     with watcher.subscribe(dirs) as sub:
         cancel_task = asyncio.ensure_future(cancel.wait()) if cancel else None
         try:
+            recheck = True
             while True:
-                value = await evaluate()
+                value = await evaluate() if recheck else None
                 if value is not None:
                     return result("done", value=value)
-                if probe is not None:
+                if probe is not None and recheck:
                     status = probe.exited()
                     gone = status is None and await probe.vanished()
                     if status is not None or gone:
@@ -294,12 +302,13 @@ async def wait_for_output(
                     await asyncio.wait(waits, timeout=limit, return_when=asyncio.FIRST_COMPLETED)
                 finally:
                     changes.cancel()
-                if (
-                    changes.done()
-                    and not changes.cancelled()
-                    and any(is_activity(p) for p in changes.result())
-                ):
-                    last_activity = time.monotonic()
+                recheck = True
+                if changes.done() and not changes.cancelled():
+                    changed = changes.result()
+                    if any(is_activity(p) for p in changed):
+                        last_activity = time.monotonic()
+                    # An empty batch is the periodic tick: always look then.
+                    recheck = not changed or any(concerns_us(p) for p in changed)
         finally:
             if cancel_task is not None:
                 cancel_task.cancel()

@@ -253,3 +253,23 @@ async def test_simulated_crash_mid_stage_is_agent_gone_with_its_status(
 async def test_a_hanging_simulated_agent_stalls(manager: TmuxAgentManager, project: Path) -> None:
     result = await _sm_wait(manager, project, "--misbehave", "hang", stall=0.8)
     assert result.reason == "stalled"
+
+
+async def test_another_sessions_output_does_not_rerun_our_check(
+    manager: TmuxAgentManager, project: Path
+) -> None:
+    busy = "while true; do echo chatter; sleep 0.02; done"
+    await manager.spawn("dev", "7.1", profile=make_profile("generic", ["sh", "-c", busy]))
+    quiet = await manager.spawn("qa", "7.2", profile=make_profile("generic", ["sleep", "60"]))
+    checks = 0
+
+    def count() -> None:
+        nonlocal checks
+        checks += 1
+
+    result = await wait_for_output(
+        count, watch=[project / "out"], manager=manager, session=quiet, timeout=2.0
+    )
+    assert result.reason == "timeout"
+    # The first look plus one per 500 ms tick, not one per line the other session printed.
+    assert checks <= 8, checks
