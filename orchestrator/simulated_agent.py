@@ -209,7 +209,7 @@ def _write_in_pieces(path: Path, text: str, pieces: bool) -> None:
         handle.write(text[:cut])
         handle.flush()
         os.fsync(handle.fileno())
-        time.sleep(0.3)
+        time.sleep(0.3)  # the simulated agent's own pace, not a synchronisation point
         handle.write(text[cut:])
 
 
@@ -433,7 +433,7 @@ class Agent:
             return
         for step in range(int(args.work_seconds / 0.5)):
             say(f"working… {step * 0.5:.1f}s")
-            time.sleep(0.5)
+            time.sleep(0.5)  # simulated work time (--work-seconds), printed as it passes
         paths = BmadPaths.load(me.project)
         story = find_story_file(paths.stories, me.story_id)
         if me.stage == "sm":
