@@ -7,6 +7,7 @@ LangGraph Studio (`langgraph.json`), which refuses graphs that carry one.
 
 from __future__ import annotations
 
+import asyncio
 import contextlib
 import os
 from collections.abc import AsyncIterator
@@ -27,7 +28,8 @@ from nodes import (
     route_start,
 )
 from orchestrator.context import StoryContext
-from orchestrator.files import PRIVATE_FILE_MODE, ensure_private_dir
+from orchestrator.errors import CheckpointError
+from orchestrator.files import StateDir, open_private
 from state import StoryState
 
 if TYPE_CHECKING:
@@ -56,17 +58,45 @@ def checkpoint_serializer() -> JsonPlusSerializer:
     return JsonPlusSerializer(allowed_msgpack_modules=STATE_TYPES)
 
 
+def check_sqlite_checkpoint(path: Path) -> None:
+    """Raise `CheckpointError` if an existing checkpoint file is truncated or corrupt.
+
+    A checkpoint is created with its tables at once, so an empty file was cut short after the
+    fact: reading it as "no history" would silently start finished stories again.
+    """
+    import sqlite3
+
+    try:
+        size = os.lstat(path).st_size
+    except FileNotFoundError:
+        return
+    if size == 0:
+        raise CheckpointError(f"checkpoint {path} is empty (truncated)")
+    try:
+        with contextlib.closing(sqlite3.connect(f"file:{path}?mode=ro", uri=True)) as conn:
+            verdict = conn.execute("PRAGMA quick_check").fetchone()
+    except sqlite3.DatabaseError as exc:
+        raise CheckpointError(f"checkpoint {path} is corrupt ({exc})") from None
+    if verdict is None or verdict[0] != "ok":
+        raise CheckpointError(f"checkpoint {path} is corrupt ({verdict[0] if verdict else '?'})")
+
+
 @contextlib.asynccontextmanager
 async def sqlite_checkpointer(path: Path) -> AsyncIterator[AsyncSqliteSaver]:
-    """An async SQLite checkpointer for the story graph, its file owner-only."""
+    """An async SQLite checkpointer for the story graph, its file owner-only.
+
+    Raises `CheckpointError` when the file exists but is truncated or corrupt.
+    """
     import aiosqlite
     from langgraph.checkpoint.sqlite.aio import AsyncSqliteSaver
 
-    ensure_private_dir(path.parent)
-    os.close(os.open(path, os.O_CREAT | os.O_WRONLY, PRIVATE_FILE_MODE))
-    os.chmod(path, PRIVATE_FILE_MODE)
+    path = await asyncio.to_thread(StateDir(path.parent).file, path)
+    await asyncio.to_thread(check_sqlite_checkpoint, path)
+    os.close(await asyncio.to_thread(open_private, path, os.O_WRONLY))
     async with aiosqlite.connect(str(path)) as conn:
-        yield AsyncSqliteSaver(conn, serde=checkpoint_serializer())
+        saver = AsyncSqliteSaver(conn, serde=checkpoint_serializer())
+        await saver.setup()
+        yield saver
 
 
 def build_story_graph() -> StateGraph[StoryState, StoryContext, StoryState, StoryState]:

@@ -82,7 +82,7 @@ async def run_stage(
         else default_prompt(request, paths)
     )
     attempt = state.attempts.get(stage, 0) + 1
-    since = await asyncio.to_thread(filesystem_now, manager.state_dir / "run")
+    since = await asyncio.to_thread(lambda: filesystem_now(manager.state.folder("run")))
     baseline = await asyncio.to_thread(take_baseline, request, paths)
     started = datetime.now(UTC)
     session: AgentSession | None = None

@@ -15,6 +15,7 @@ from typing import Literal
 
 import yaml
 
+from orchestrator.errors import ProjectError
 from orchestrator.files import write_atomic
 
 CONFIG_FILE = Path(".bmad-core") / "core-config.yaml"
@@ -25,7 +26,7 @@ GATE_VALUES = ("PASS", "CONCERNS", "FAIL", "WAIVED")
 PoDecision = Literal["GO", "NO-GO"]
 
 
-class BmadConfigError(ValueError):
+class BmadConfigError(ProjectError):
     """The project's core-config.yaml exists but cannot be used."""
 
 
@@ -51,8 +52,8 @@ class BmadPaths:
         if config_file.exists():
             try:
                 loaded = yaml.safe_load(config_file.read_text()) or {}
-            except yaml.YAMLError as exc:
-                raise BmadConfigError(f"{config_file}: not valid YAML: {exc}") from exc
+            except (yaml.YAMLError, RecursionError, UnicodeDecodeError) as exc:
+                raise BmadConfigError(f"{config_file}: not valid YAML: {exc}") from None
             if not isinstance(loaded, dict):
                 raise BmadConfigError(f"{config_file}: expected a mapping at the top level")
             config = loaded
@@ -64,13 +65,25 @@ class BmadPaths:
             )
         qa_location = qa.get("qaLocation") if isinstance(qa, dict) else None
         stories = _config_str(config_file, "devStoryLocation", config.get("devStoryLocation"))
+        qa_dir = _config_str(config_file, "qa.qaLocation", qa_location)
         return cls(
             root=root,
-            stories=root / (stories or DEFAULT_STORIES),
-            qa=root / (_config_str(config_file, "qa.qaLocation", qa_location) or DEFAULT_QA),
+            stories=_inside(root, config_file, "devStoryLocation", stories or DEFAULT_STORIES),
+            qa=_inside(root, config_file, "qa.qaLocation", qa_dir or DEFAULT_QA),
             slash_prefix=_config_str(config_file, "slashPrefix", config.get("slashPrefix"))
             or DEFAULT_SLASH_PREFIX,
         )
+
+
+def _inside(root: Path, config_file: Path, key: str, value: str) -> Path:
+    """`root / value`, refused when it resolves outside the project (`..`, absolute, links)."""
+    folder = root / value
+    if not folder.resolve().is_relative_to(root):
+        raise BmadConfigError(
+            f"{config_file}: {key} {value!r} points outside the project {root}; "
+            "agents and the orchestrator only write inside the project"
+        )
+    return folder
 
 
 def _config_str(config_file: Path, key: str, value: object) -> str | None:
@@ -247,7 +260,7 @@ def read_gate_file(path: Path) -> str | None:
     """The `gate:` value of a gate file; None while it is missing, half-written or invalid."""
     try:
         data = yaml.safe_load(path.read_text())
-    except (OSError, yaml.YAMLError, UnicodeDecodeError):
+    except (OSError, yaml.YAMLError, UnicodeDecodeError, RecursionError):
         return None
     if not isinstance(data, dict):
         return None

@@ -14,7 +14,7 @@ from collections.abc import Sequence
 from pathlib import Path
 
 SUBCOMMANDS = ("sessions", "attach", "cleanup", "graph", "validate")
-EXIT_BAD_INPUT = 2
+EXIT_BAD_INPUT = 2  # ExitCode.BAD_INPUT, without importing the enum module before it is needed
 
 
 def _error(message: str) -> int:
@@ -29,33 +29,32 @@ def _load(path: str):  # -> EpicConfig
 
 
 def _run(args: argparse.Namespace) -> int:
-    from orchestrator.config import ConfigError
     from orchestrator.runner import EpicRunner, RunOptions, plan, preflight
 
-    try:
-        config = _load(args.epic)
-        options = RunOptions(
-            parallel=args.parallel,
-            only=args.only or [],
-            simulate=args.simulate,
-            resume=args.resume,
-            live=False if args.plain else None,
-        )
-        if args.parallel is not None and args.parallel < 1:
-            return _error("--parallel must be at least 1")
-        if args.dry_run:
-            print(plan(config, options))
-            return 0
-        problems = preflight(config, args.simulate)
-        if problems:
-            return _error("cannot start:\n  " + "\n  ".join(problems))
-        runner = EpicRunner(config, options)
-    except (ConfigError, ValueError) as exc:
-        return _error(str(exc))
+    config = _load(args.epic)
+    options = RunOptions(
+        parallel=args.parallel,
+        only=args.only or [],
+        simulate=args.simulate,
+        resume=args.resume,
+        accept_changes=args.accept_changes,
+        live=False if args.plain else None,
+    )
+    if args.parallel is not None and args.parallel < 1:
+        return _error("--parallel must be at least 1")
+    if args.dry_run:
+        print(plan(config, options))
+        return 0
+    problems = preflight(config, args.simulate)
+    if problems:
+        return _error("cannot start:\n  " + "\n  ".join(problems))
+    runner = EpicRunner(config, options)
     return asyncio.run(runner.run())
 
 
-def _manager(args: argparse.Namespace):  # -> TmuxAgentManager
+def _manager(args: argparse.Namespace, *, writes: bool = False):  # -> TmuxAgentManager
+    """The epic's tmux manager; without an epic a read-only one that writes nothing anywhere."""
+    from orchestrator.defaults import DEFAULT_PREFIX, DEFAULT_SOCKET
     from orchestrator.sessions import TmuxAgentManager
 
     if args.epic:
@@ -65,13 +64,19 @@ def _manager(args: argparse.Namespace):  # -> TmuxAgentManager
             socket=args.socket or config.tmux.socket,
             prefix=args.prefix or config.tmux.session_prefix,
             state_dir=config.state_dir,
+            read_only=not writes,
         )
-    return TmuxAgentManager(Path.cwd(), socket=args.socket or "bmad", prefix=args.prefix or "bmad")
+    return TmuxAgentManager(
+        Path.cwd(),
+        socket=args.socket or DEFAULT_SOCKET,
+        prefix=args.prefix or DEFAULT_PREFIX,
+        read_only=True,
+    )
 
 
 def _sessions(args: argparse.Namespace) -> int:
     manager = _manager(args)
-    rows = asyncio.run(manager.list())
+    rows = asyncio.run(manager.list_sessions())
     if not rows:
         print(f"no sessions on tmux socket {manager.socket!r} with prefix {manager.prefix!r}")
         return 0
@@ -90,7 +95,7 @@ def _attach(args: argparse.Namespace) -> int:
     manager = _manager(args)
     rows = [
         row
-        for row in asyncio.run(manager.list())
+        for row in asyncio.run(manager.list_sessions())
         if row.story_id == args.story and (args.stage is None or row.agent == args.stage)
     ]
     if not rows:
@@ -115,11 +120,19 @@ def _cleanup(args: argparse.Namespace) -> int:
         max_age = parse_duration(args.older_than)
     except ValueError as exc:
         return _error(f"--older-than: {exc}")
-    manager = _manager(args)
-    killed = asyncio.run(manager.cleanup_orphans(max_age))
+    manager = _manager(args, writes=True)
+
+    async def clean() -> tuple[list[str], list[str]]:
+        return await manager.cleanup_orphans(max_age), await manager.reap_vanished()
+
+    killed, reaped = asyncio.run(clean())
     for name in killed:
         print(f"killed {name}")
+    for name in reaped:
+        print(f"killed what was left of {name} (its tmux session was gone)")
     print(f"{len(killed)} session(s) older than {args.older_than} killed")
+    if not manager.read_only:
+        manager.remove_idle_socket()
     return 0
 
 
@@ -167,6 +180,11 @@ def build_run_parser() -> argparse.ArgumentParser:
         "--simulate", action="store_true", help="every stage runs the simulated agent (no tokens)"
     )
     parser.add_argument("--resume", action="store_true", help="continue the last unfinished run")
+    parser.add_argument(
+        "--accept-changes",
+        action="store_true",
+        help="with --resume: go on although epic.yaml changed since the run began",
+    )
     parser.add_argument(
         "--dry-run", action="store_true", help="validate and print the plan; start nothing"
     )
@@ -223,8 +241,8 @@ def main(argv: Sequence[str] | None = None) -> int:
     except KeyboardInterrupt:
         return 130
     except Exception as exc:
-        from orchestrator.config import ConfigError  # lazily: `--help` stays fast
+        from orchestrator.errors import InputError  # lazily: `--help` stays fast
 
-        if isinstance(exc, ConfigError):
+        if isinstance(exc, InputError):
             return _error(str(exc))
         raise

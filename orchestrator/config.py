@@ -6,6 +6,8 @@ typo costs a second, not a night of agent time.
 
 from __future__ import annotations
 
+import hashlib
+import os
 import re
 from pathlib import Path
 from typing import Annotated, Any, Literal
@@ -20,15 +22,27 @@ from pydantic import (
     model_validator,
 )
 
-from orchestrator.profiles import ProfileName
+from orchestrator.defaults import (
+    DEFAULT_LOG_MAX_BYTES,
+    DEFAULT_PREFIX,
+    DEFAULT_SOCKET,
+    STATE_DIR_NAME,
+)
+from orchestrator.errors import ConfigError
+from orchestrator.profiles import ProfileName, PromptVia
 
 StageKey = Literal["sm", "po", "dev", "qa"]
 _DURATION = re.compile(r"^\s*(\d+(?:\.\d+)?)\s*(ms|s|m|h)?\s*$")
 _UNITS = {"ms": 0.001, "s": 1.0, "m": 60.0, "h": 3600.0, None: 1.0}
-
-
-class ConfigError(ValueError):
-    """epic.yaml is missing, unreadable or invalid; the message says where and why."""
+_SIZE = re.compile(r"^\s*(\d+(?:\.\d+)?)\s*([KMG]i?B|B)?\s*$", re.I)
+_SIZE_UNITS = {
+    **{"b": 1, "kb": 10**3, "mb": 10**6, "gb": 10**9},
+    **{"kib": 2**10, "mib": 2**20, "gib": 2**30},
+}
+# Story ids become file names and tmux session names: letters, digits and single separators.
+_STORY_ID = re.compile(r"^[A-Za-z0-9]+(?:[._-][A-Za-z0-9]+)*$")
+MAX_STORY_ID = 64
+MAX_VALUES = 100_000
 
 
 def parse_duration(value: Any) -> Any:
@@ -44,7 +58,20 @@ def parse_duration(value: Any) -> Any:
     raise ValueError(f"expected a duration such as 600, 90s or 10m, got {value!r}")
 
 
-def _story_id(value: Any) -> Any:
+def parse_size(value: Any) -> Any:
+    """Bytes as a number, or a string such as `500KB`, `64MiB`, `1GB`."""
+    if isinstance(value, bool):
+        raise ValueError("expected a size such as 64MB")
+    if isinstance(value, int):
+        return value
+    if isinstance(value, str) and (match := _SIZE.match(value)):
+        unit = (match.group(2) or "B").lower()
+        return int(float(match.group(1)) * _SIZE_UNITS[unit])
+    raise ValueError(f"expected a size such as 1048576, 500KB or 64MiB, got {value!r}")
+
+
+def check_story_id(value: Any) -> str:
+    """A story id as a string, or ValueError saying what is wrong with it."""
     if isinstance(value, bool):
         raise ValueError('a story id must be a string such as "1.1"')
     if isinstance(value, float):
@@ -53,12 +80,22 @@ def _story_id(value: Any) -> Any:
             f'story id {value!r} must be quoted, e.g. "{value}" (YAML made it a number)'
         )
     if isinstance(value, int):
-        return str(value)
+        value = str(value)
+    if not isinstance(value, str):
+        raise ValueError(f'a story id must be a string such as "1.1", got {value!r}')
+    if len(value) > MAX_STORY_ID:
+        raise ValueError(f"story id {value[:20]!r}... is longer than {MAX_STORY_ID} characters")
+    if not _STORY_ID.match(value):
+        raise ValueError(
+            f"story id {value!r} may only hold letters, digits and single '.', '_' or '-' "
+            "between them (it names files and tmux sessions)"
+        )
     return value
 
 
 Duration = Annotated[float, BeforeValidator(parse_duration), Field(gt=0)]
-StoryId = Annotated[str, BeforeValidator(_story_id), Field(min_length=1, pattern=r"^\S+$")]
+ByteSize = Annotated[int, BeforeValidator(parse_size), Field(ge=1024)]
+StoryId = Annotated[str, BeforeValidator(check_story_id)]
 
 
 class _Strict(BaseModel):
@@ -70,6 +107,7 @@ class AgentConfig(_Strict):
     profile: ProfileName = "claude"
     flags: list[str] = Field(default_factory=list)
     ready_timeout: Duration | None = None
+    prompt_via: PromptVia = "argv"
 
 
 class StageConfig(_Strict):
@@ -99,8 +137,12 @@ def _story_entry(value: Any) -> Any:
 
 
 class TmuxConfig(_Strict):
-    socket: str = Field(default="bmad", pattern=r"^[A-Za-z0-9_.-]+$")
-    session_prefix: str = Field(default="bmad", pattern=r"^[A-Za-z0-9_-]+$")
+    socket: str = Field(default=DEFAULT_SOCKET, pattern=r"^[A-Za-z0-9_.-]+$")
+    session_prefix: str = Field(default=DEFAULT_PREFIX, pattern=r"^[A-Za-z0-9_-]+$")
+
+
+class LogsConfig(_Strict):
+    max_size: ByteSize = DEFAULT_LOG_MAX_BYTES
 
 
 class EpicConfig(_Strict):
@@ -115,8 +157,10 @@ class EpicConfig(_Strict):
     max_fix_rounds: int = Field(default=2, ge=0)
     concerns: Literal["pass", "fail"] = "pass"
     tmux: TmuxConfig = Field(default_factory=TmuxConfig)
-    state_dir: Path = Path(".bmad-orchestrator")
+    logs: LogsConfig = Field(default_factory=LogsConfig)
+    state_dir: Path = Path(STATE_DIR_NAME)
     source: Path | None = Field(default=None, exclude=True)
+    sha256: str = Field(default="", exclude=True)
 
     @model_validator(mode="after")
     def _check_stories(self) -> EpicConfig:
@@ -175,6 +219,24 @@ def _find_cycle(graph: dict[str, list[str]]) -> list[str] | None:
     return None
 
 
+def _expanded_size(value: Any, limit: int) -> int:
+    """How many values `value` holds with aliases expanded, counting no further than `limit`.
+
+    YAML aliases share objects, so a small file can stand for 10**9 values ("billion laughs");
+    validating them would take hours.
+    """
+    count, stack = 0, [value]
+    while stack and count <= limit:
+        item = stack.pop()
+        count += 1
+        if isinstance(item, dict):
+            stack.extend(item.keys())
+            stack.extend(item.values())
+        elif isinstance(item, list):
+            stack.extend(item)
+    return count
+
+
 def _describe(error: ValidationError, source: Path) -> str:
     lines = [f"{source}: invalid epic configuration"]
     for item in error.errors():
@@ -200,15 +262,26 @@ def load_epic(path: Path) -> EpicConfig:
 
     path = Path(path)
     try:
-        raw = yaml.safe_load(path.read_text())
+        text = path.read_text()
+        raw = yaml.safe_load(text)
     except FileNotFoundError:
         raise ConfigError(f"{path}: no such file") from None
     except (OSError, UnicodeDecodeError) as exc:
         raise ConfigError(f"{path}: cannot read it ({exc})") from None
     except yaml.YAMLError as exc:
         raise ConfigError(f"{path}: not valid YAML ({exc})") from None
+    except RecursionError:
+        raise ConfigError(f"{path}: nested too deeply to be an epic configuration") from None
     if not isinstance(raw, dict):
         raise ConfigError(f"{path}: expected a mapping with at least 'stories'")
+    if _expanded_size(raw, MAX_VALUES) > MAX_VALUES:
+        raise ConfigError(
+            f"{path}: more than {MAX_VALUES} values once YAML aliases are expanded; "
+            "an epic configuration is far smaller"
+        )
+    for internal in ("source", "sha256"):
+        if internal in raw:
+            raise ConfigError(f"{path}: invalid epic configuration\n  unknown key {internal!r}")
     try:
         config = EpicConfig.model_validate(raw)
     except ValidationError as exc:
@@ -219,5 +292,10 @@ def load_epic(path: Path) -> EpicConfig:
         raise ConfigError(f"{path}: project: folder {project} does not exist")
     state_dir = config.state_dir if config.state_dir.is_absolute() else project / config.state_dir
     return config.model_copy(
-        update={"project": project, "state_dir": state_dir.resolve(), "source": path.resolve()}
+        update={
+            "project": project,
+            "state_dir": Path(os.path.abspath(state_dir)),
+            "source": path.resolve(),
+            "sha256": hashlib.sha256(text.encode()).hexdigest(),
+        }
     )

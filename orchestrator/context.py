@@ -13,14 +13,19 @@ from dataclasses import dataclass, field
 from pathlib import Path
 from typing import TYPE_CHECKING
 
-from orchestrator.profiles import AgentProfile, ProfileName, make_profile
+from orchestrator.defaults import (
+    DEFAULT_LOG_MAX_BYTES,
+    DEFAULT_PREFIX,
+    DEFAULT_SOCKET,
+    DEFAULT_STALL_TIMEOUT,
+)
+from orchestrator.profiles import AgentProfile, ProfileName, PromptVia, make_profile
 
 if TYPE_CHECKING:
     from orchestrator.bmad import BmadPaths
     from orchestrator.sessions import TmuxAgentManager
 
 DEFAULT_TIMEOUTS = {"sm": 600.0, "po": 300.0, "dev": 1800.0, "qa": 900.0}
-DEFAULT_STALL_TIMEOUT = 300.0
 
 
 @dataclass(frozen=True)
@@ -31,10 +36,15 @@ class AgentSpec:
     command: str | Sequence[str] | None = None
     flags: Sequence[str] = ()
     ready_timeout: float | None = None
+    prompt_via: PromptVia = "argv"
 
     def build(self) -> AgentProfile:
         return make_profile(
-            self.profile, self.command, flags=self.flags, ready_timeout=self.ready_timeout
+            self.profile,
+            self.command,
+            flags=self.flags,
+            ready_timeout=self.ready_timeout,
+            prompt_via=self.prompt_via,
         )
 
 
@@ -60,8 +70,9 @@ class StoryContext:
     """Runtime settings for the story graph's nodes."""
 
     project: Path = Path(".")
-    socket: str = "bmad"
-    session_prefix: str = "bmad"
+    socket: str = DEFAULT_SOCKET
+    session_prefix: str = DEFAULT_PREFIX
+    log_max_bytes: int = DEFAULT_LOG_MAX_BYTES
     state_dir: Path | None = None
     run_id: str | None = None
     agent: AgentSpec = field(default_factory=AgentSpec)
@@ -104,6 +115,7 @@ class StoryContext:
                     prefix=self.session_prefix,
                     state_dir=Path(self.state_dir) if self.state_dir else None,
                     run_id=self.run_id,
+                    log_max_bytes=self.log_max_bytes,
                 )
             return self._manager
 

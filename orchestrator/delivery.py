@@ -14,7 +14,8 @@ import time
 import uuid
 from typing import TYPE_CHECKING
 
-from orchestrator.files import PRIVATE_FILE_MODE, ensure_private_dir
+from orchestrator.errors import DeliveryError
+from orchestrator.files import PRIVATE_FILE_MODE
 from orchestrator.profiles import AgentProfile
 
 if TYPE_CHECKING:
@@ -50,8 +51,6 @@ async def deliver_text(
     enter_retries: int,
 ) -> None:
     """Paste `text` once, press Enter, confirm; the caller holds the session's lock."""
-    from orchestrator.sessions import DeliveryError
-
     started = time.monotonic()
     text = text.replace("\r\n", "\n").replace("\r", "\n")
     tail = _tail(text)
@@ -85,13 +84,14 @@ async def deliver_text(
 def _paste(manager: TmuxAgentManager, session: AgentSession, text: str) -> None:
     # A unique buffer per send: tmux buffers are server-wide, two sends must not share one.
     buffer = f"bmad-{session.name}-{uuid.uuid4().hex[:8]}"
-    folder = ensure_private_dir(manager.state_dir / "run")
-    path = folder / f"{buffer}.txt"
-    fd = os.open(path, os.O_CREAT | os.O_WRONLY | os.O_EXCL, PRIVATE_FILE_MODE)
+    from orchestrator.sessions import tmux_literal
+
+    path = manager.state.folder("run") / f"{buffer}.txt"
+    fd = os.open(path, os.O_CREAT | os.O_WRONLY | os.O_EXCL | os.O_NOFOLLOW, PRIVATE_FILE_MODE)
     try:
         os.write(fd, text.encode())
         os.close(fd)
-        manager._tmux("load-buffer", "-b", buffer, str(path))
+        manager._tmux("load-buffer", "-b", buffer, tmux_literal(str(path)))
         # -p bracketed paste, -r keep LF as LF (CR would submit), -d delete the buffer after.
         manager._tmux("paste-buffer", "-p", "-r", "-d", "-b", buffer, "-t", session.pane_id)
     finally:

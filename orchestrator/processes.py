@@ -1,9 +1,14 @@
 """Killing everything an agent started, not just the tmux session.
 
 `kill-session` only hangs up the pane's terminal: agents that ignore SIGHUP, and children that
-moved to their own process group, survive it (AO #1234 leaked ptys that way). tmux makes the pane
-command a session leader, so its session id is the pane pid and every descendant that did not call
-`setsid` itself still carries it. We signal that whole session.
+moved to their own process group, survive it. tmux makes the pane command a session leader, so
+its session id is the pane pid and every descendant that did not call `setsid` itself still
+carries it: we signal that whole session.
+
+When the tmux server itself is gone there is no pane to ask, so each spawn also records its
+process session and a random token put in the agent's environment (`BMAD_SESSION_TOKEN`),
+outside tmux. What is left of a vanished session is then found by that record: members of its
+session that carry the token, and any process of ours that carries it (even after `setsid`).
 """
 
 from __future__ import annotations
@@ -12,52 +17,106 @@ import contextlib
 import os
 import signal
 import time
+from collections.abc import Callable
 from pathlib import Path
 
 POLL_INTERVAL = 0.02
+TOKEN_VARIABLE = "BMAD_SESSION_TOKEN"
+_PROC = Path("/proc")
+
+
+def _has_proc() -> bool:
+    return (_PROC / "self" / "stat").exists()
+
+
+def _stat_fields(pid: str) -> list[str] | None:
+    try:
+        stat = (_PROC / pid / "stat").read_text()
+    except OSError:
+        return None
+    # Fields after the parenthesised command name: state ppid pgrp session ...
+    return stat[stat.rindex(")") + 2 :].split()
 
 
 def session_members(sid: int) -> list[int]:
     """Live (non-zombie) processes whose session id is `sid`, or whose process group is `sid`."""
-    members = []
-    for entry in Path("/proc").iterdir() if Path("/proc/self/stat").exists() else ():
-        if not entry.name.isdigit():
-            continue
-        try:
-            stat = (entry / "stat").read_text()
-        except OSError:
-            continue
-        # Fields after the parenthesised command name: state ppid pgrp session ...
-        fields = stat[stat.rindex(")") + 2 :].split()
-        state, pgrp, session = fields[0], int(fields[2]), int(fields[3])
-        if state in ("Z", "X"):
-            continue
-        if sid in (session, pgrp):
-            members.append(int(entry.name))
-    if not members and not Path("/proc/self/stat").exists():
+    if not _has_proc():
         # No /proc (macOS): fall back to the process group.
         with contextlib.suppress(ProcessLookupError, PermissionError):
             os.killpg(sid, 0)
-            members.append(sid)
+            return [sid]
+        return []
+    members = []
+    for entry in _PROC.iterdir():
+        if not entry.name.isdigit():
+            continue
+        fields = _stat_fields(entry.name)
+        if fields is None or fields[0] in ("Z", "X"):
+            continue
+        if sid in (int(fields[3]), int(fields[2])):
+            members.append(int(entry.name))
     return members
 
 
-def terminate_session(sid: int, grace: float = 2.0) -> list[int]:
-    """SIGTERM every member of session `sid`, wait up to `grace`, SIGKILL what is left.
+def carries_token(pid: int, token: str) -> bool:
+    """Whether process `pid` has our session token in its environment."""
+    try:
+        environ = (_PROC / str(pid) / "environ").read_bytes()
+    except OSError:
+        return False
+    return f"{TOKEN_VARIABLE}={token}".encode() in environ.split(b"\0")
+
+
+def marked_processes(token: str, sid: int | None = None) -> list[int]:
+    """Live processes of this user that carry `token` (members of `sid` first)."""
+    if not _has_proc() or not token:
+        return []
+    uid = os.geteuid()
+    found = []
+    for entry in _PROC.iterdir():
+        if not entry.name.isdigit() or int(entry.name) == os.getpid():
+            continue
+        try:
+            if entry.stat().st_uid != uid:
+                continue
+        except OSError:
+            continue
+        fields = _stat_fields(entry.name)
+        if fields is None or fields[0] in ("Z", "X"):
+            continue
+        if carries_token(int(entry.name), token):
+            found.append(int(entry.name))
+    if sid is not None:
+        found.sort(key=lambda pid: pid != sid)
+    return found
+
+
+def terminate(members: Callable[[], list[int]], grace: float = 2.0) -> list[int]:
+    """SIGTERM every process `members()` lists, wait up to `grace`, SIGKILL what is left.
 
     Returns the pids that had to be SIGKILLed. Waiting is a deadline on a condition (no member
     left), polled, never a fixed sleep.
     """
-    _signal_all(session_members(sid), signal.SIGTERM)
+    _signal_all(members(), signal.SIGTERM)
     deadline = time.monotonic() + grace
-    while (left := session_members(sid)) and time.monotonic() < deadline:
+    while (left := members()) and time.monotonic() < deadline:
         time.sleep(POLL_INTERVAL)
     if left:
         _signal_all(left, signal.SIGKILL)
         deadline = time.monotonic() + 2.0
-        while session_members(sid) and time.monotonic() < deadline:
+        while members() and time.monotonic() < deadline:
             time.sleep(POLL_INTERVAL)
     return left
+
+
+def terminate_session(sid: int, grace: float = 2.0) -> list[int]:
+    """Terminate process session `sid` (a live pane's): TERM, `grace`, KILL."""
+    return terminate(lambda: session_members(sid), grace)
+
+
+def terminate_marked(token: str, sid: int | None, grace: float = 2.0) -> list[int]:
+    """Terminate what is left of a vanished session: every process carrying its token."""
+    return terminate(lambda: marked_processes(token, sid), grace)
 
 
 def _signal_all(pids: list[int], sig: signal.Signals) -> None:
@@ -67,11 +126,8 @@ def _signal_all(pids: list[int], sig: signal.Signals) -> None:
 
 
 def _start_time(pid: int) -> str | None:
-    try:
-        stat = Path(f"/proc/{pid}/stat").read_text()
-    except OSError:
-        return None
-    return stat[stat.rindex(")") + 2 :].split()[19]  # field 22: start time in clock ticks
+    fields = _stat_fields(str(pid))
+    return fields[19] if fields is not None else None  # field 22: start time in clock ticks
 
 
 def process_identity(pid: int) -> str:

@@ -15,8 +15,11 @@ from collections.abc import Sequence
 from dataclasses import dataclass, field, replace
 from typing import Literal
 
+from orchestrator.errors import InputError
+
 ProfileName = Literal["claude", "generic", "simulated"]
 PROFILE_NAMES: tuple[ProfileName, ...] = ("claude", "generic", "simulated")
+PromptVia = Literal["argv", "file"]
 
 
 @dataclass(frozen=True)
@@ -38,8 +41,11 @@ class AgentProfile:
     ready_pattern: re.Pattern[str] | None = None
     dialogs: tuple[Dialog, ...] = ()
     ready_timeout: float = 120.0
-    # tmux refuses commands over ~16 KB; longer prompts go through a file the agent is told to read.
+    # tmux refuses commands over ~16 KB (bytes, not characters); longer prompts go through an
+    # owner-only file the agent is told to read. `file` always does that: argv is readable by
+    # every local user through /proc/*/cmdline.
     max_argv_prompt: int = 8000
+    prompt_via: PromptVia = "argv"
     env: dict[str, str] = field(default_factory=dict)
 
     def argv(self, prompt: str | None) -> list[str]:
@@ -84,7 +90,7 @@ def split_command(command: str | Sequence[str]) -> tuple[str, ...]:
     """A command given as a string is split like a shell would, never run through one."""
     parts = tuple(shlex.split(command)) if isinstance(command, str) else tuple(command)
     if not parts:
-        raise ValueError("agent command is empty")
+        raise InputError("agent command is empty")
     return parts
 
 
@@ -99,6 +105,7 @@ def make_profile(
     *,
     flags: Sequence[str] = (),
     ready_timeout: float | None = None,
+    prompt_via: PromptVia = "argv",
 ) -> AgentProfile:
     """Build a profile by name; `command` defaults to `claude` or the simulated agent."""
     if name == "claude":
@@ -111,10 +118,10 @@ def make_profile(
         profile = AgentProfile("simulated", (*base, *flags), ready_pattern=SIMULATED_READY)
     elif name == "generic":
         if command is None:
-            raise ValueError("the generic profile needs a command")
+            raise InputError("the generic profile needs a command")
         profile = AgentProfile("generic", (*split_command(command), *flags))
     else:
-        raise ValueError(f"unknown agent profile {name!r}; expected one of {PROFILE_NAMES}")
+        raise InputError(f"unknown agent profile {name!r}; expected one of {PROFILE_NAMES}")
     if ready_timeout is not None:
         profile = replace(profile, ready_timeout=ready_timeout)
-    return profile
+    return replace(profile, prompt_via=prompt_via)

@@ -9,6 +9,8 @@ agent sessions that outlived the orchestrator.
 from __future__ import annotations
 
 import asyncio
+import contextlib
+import os
 import shutil
 import signal
 from collections.abc import Iterable
@@ -19,13 +21,17 @@ from typing import Any
 from orchestrator.board import PlainDisplay, make_display, summary_table
 from orchestrator.config import AgentConfig, EpicConfig
 from orchestrator.context import AgentSpec, StageSettings, StoryContext
-from orchestrator.files import ensure_private_dir
+from orchestrator.defaults import ExitCode
+from orchestrator.errors import CheckpointError, EpicChangedError, InputError
+from orchestrator.files import StateDir
+from orchestrator.runlock import RunLock
 from orchestrator.runs import (
     RunRecord,
     RunReport,
     StoryReport,
     StoryResult,
     last_unfinished,
+    load_records,
     now,
     save_record,
     save_report,
@@ -33,11 +39,9 @@ from orchestrator.runs import (
 from orchestrator.sessions import new_run_id
 
 STAGES = ("sm", "po", "dev", "qa")
-EXIT_OK, EXIT_FAILED, EXIT_BAD_INPUT, EXIT_INTERRUPTED = 0, 1, 2, 130
-
-
-class EnvironmentProblem(RuntimeError):
-    """Something outside the config is missing (tmux, the agent binary, the project)."""
+CHECKPOINT_FILE = "checkpoints.sqlite"
+# SIGHUP: the terminal closed or an ssh session ended; the run ends as if interrupted.
+HANDLED_SIGNALS = (signal.SIGINT, signal.SIGTERM, signal.SIGHUP)
 
 
 @dataclass
@@ -46,19 +50,53 @@ class RunOptions:
     only: list[str] = field(default_factory=list)
     simulate: bool = False
     resume: bool = False
+    accept_changes: bool = False
     live: bool | None = None  # None: a live board when stdout is a terminal
+
+
+def epic_changes(previous: RunRecord, config: EpicConfig) -> list[str]:
+    """What differs between the epic a run began with and `config`, in words; [] if nothing."""
+    if not previous.epic_sha256 or previous.epic_sha256 == config.sha256:
+        return []
+    before, after = previous.settings, config.model_dump(mode="json")
+    old = {s["id"]: s.get("depends_on", []) for s in before.get("stories", [])}
+    new = {s.id: list(s.depends_on) for s in config.stories}
+    changes = [f"story {s} added" for s in new if s not in old]
+    changes += [f"story {s} removed" for s in old if s not in new]
+    changes += [
+        f"story {s}: depends_on {old[s]} -> {new[s]}" for s in new if s in old and old[s] != new[s]
+    ]
+    changes += [
+        f"{key} changed"
+        for key in sorted(set(before) | set(after))
+        if key != "stories" and before.get(key) != after.get(key)
+    ]
+    return changes
+
+
+def _detach_from_terminal() -> None:
+    """The terminal is gone: writes to it would fail, so standard streams go to /dev/null."""
+    devnull = os.open(os.devnull, os.O_RDWR)
+    for fd in (0, 1, 2):
+        with contextlib.suppress(OSError):
+            if os.isatty(fd):
+                os.dup2(devnull, fd)
+    os.close(devnull)
 
 
 def _agent_spec(agent: AgentConfig, simulate: bool) -> AgentSpec:
     if simulate:
         return AgentSpec(
-            "simulated", flags=tuple(agent.flags) if agent.profile == "simulated" else ()
+            "simulated",
+            flags=tuple(agent.flags) if agent.profile == "simulated" else (),
+            prompt_via=agent.prompt_via,
         )
     return AgentSpec(
         agent.profile,
         command=agent.command,
         flags=tuple(agent.flags),
         ready_timeout=agent.ready_timeout,
+        prompt_via=agent.prompt_via,
     )
 
 
@@ -86,6 +124,7 @@ def story_context(
         agent=_agent_spec(config.agent, simulate),
         stages=stages,
         adopt_live_sessions=adopt,
+        log_max_bytes=config.logs.max_size,
     )
 
 
@@ -211,7 +250,7 @@ def _selected(config: EpicConfig, only: Iterable[str]) -> list[str]:
     chosen = set(only)
     unknown = chosen - set(config.story_ids)
     if unknown:
-        raise ValueError(f"--only: unknown story {sorted(unknown)[0]!r}")
+        raise InputError(f"--only: unknown story {sorted(unknown)[0]!r}")
     return [s for s in config.story_ids if not chosen or s in chosen]
 
 
@@ -224,21 +263,56 @@ class EpicRunner:
         self.selected = _selected(config, options.only)
         self.parallel = options.parallel or config.parallel
         self.reports: dict[str, StoryReport] = {}
+        self.removed: list[str] = []
         self.interrupted = False
 
     async def run(self) -> int:
-        from graphs.story import build_story_graph, sqlite_checkpointer
+        """Run (or resume) the epic under the state dir's run lock; returns the exit code."""
+        state = StateDir(self.config.state_dir)
+        await asyncio.to_thread(state.prepare)
+        await asyncio.to_thread(state.audit)
+        with RunLock(state) as lock:
+            await asyncio.to_thread(lock.acquire, run_id="(starting)", epic=str(self.config.source))
+            record = await asyncio.to_thread(self._open_record)
+            if record is None:
+                return ExitCode.BAD_INPUT
+            lock.rename(record.run_id)
+            return await self._run_locked(record)
 
+    def _open_record(self) -> RunRecord | None:
+        """The run to drive: a new one, or the unfinished one `--resume` continues."""
         config = self.config
-        ensure_private_dir(config.state_dir)
-        previous = last_unfinished(config.state_dir, config.source or Path("epic.yaml"))
+        epic = config.source or Path("epic.yaml")
+        self._set_aside_broken_checkpoint()
+        previous = last_unfinished(config.state_dir, epic)
+        settings = config.model_dump(mode="json")
         if self.options.resume:
             if previous is None:
                 print("nothing to resume: no unfinished run of this epic", flush=True)
-                return EXIT_BAD_INPUT
+                return None
             record = previous
+            changes = epic_changes(previous, config)
+            if changes and not self.options.accept_changes:
+                raise EpicChangedError(
+                    f"{epic} changed since run {previous.run_id} began:\n  "
+                    + "\n  ".join(changes)
+                    + "\nresume with --accept-changes to go on with the epic as it is now "
+                    "(sessions of removed stories are killed, added stories run), or restore it"
+                )
+            known = {s["id"] for s in previous.settings.get("stories", [])} or set(previous.stories)
+            added = [s for s in config.story_ids if s not in known]
+            self.removed = [s for s in previous.stories if s not in config.story_ids]
             if not self.options.only:  # the stories that run was started with
-                self.selected = [s for s in config.story_ids if s in record.stories]
+                self.selected = [s for s in config.story_ids if s in record.stories or s in added]
+            if changes:
+                print("accepting changes:\n  " + "\n  ".join(changes), flush=True)
+            record = record.model_copy(
+                update={
+                    "stories": self.selected,
+                    "epic_sha256": config.sha256,
+                    "settings": settings,
+                }
+            )
             print(f"resuming run {record.run_id}", flush=True)
         else:
             if previous is not None:
@@ -249,23 +323,64 @@ class EpicRunner:
                 )
             record = RunRecord(
                 run_id=new_run_id(),
-                epic=str(config.source),
+                epic=str(epic),
                 started_at=now(),
                 stories=self.selected,
+                epic_sha256=config.sha256,
+                settings=settings,
             )
         record = record.model_copy(update={"interrupted": False})
         save_record(config.state_dir, record)
+        return record
+
+    def _set_aside_broken_checkpoint(self) -> None:
+        """A corrupt or truncated checkpoint is moved aside, never read as "no history"."""
+        from graphs.story import check_sqlite_checkpoint
+
+        path = self.config.state_dir / CHECKPOINT_FILE
+        try:
+            check_sqlite_checkpoint(path)
+            return
+        except CheckpointError as exc:
+            problem = str(exc)
+        stamp = now().strftime("%Y%m%dT%H%M%S")
+        aside = path.with_name(f"{path.name}.corrupt-{stamp}")
+        for suffix in ("", "-wal", "-shm", "-journal"):
+            with contextlib.suppress(FileNotFoundError):
+                os.replace(f"{path}{suffix}", f"{aside}{suffix}")
+        for stale in load_records(self.config.state_dir):
+            if not stale.finished and stale.abandoned is None:
+                save_record(
+                    self.config.state_dir,
+                    stale.model_copy(update={"abandoned": f"checkpoint set aside: {aside}"}),
+                )
+        message = (
+            f"{problem}; it is kept as {aside}. Runs that used it cannot be resumed; "
+            "a new run starts every story from its story file's Status"
+        )
+        if self.options.resume:
+            raise CheckpointError(message + ": run again without --resume")
+        print(f"warning: {message}", flush=True)
+
+    async def _run_locked(self, record: RunRecord) -> int:
+        from graphs.story import build_story_graph, sqlite_checkpointer
+
+        config = self.config
         self.record = record
         self.context = story_context(
             config, record.run_id, simulate=self.options.simulate, adopt=self.options.resume
         )
+        manager = await asyncio.to_thread(self.context.manager)
+        await manager.reap_vanished()
+        if self.removed:
+            await self._kill_run_sessions(stories=set(self.removed))
         self.display = make_display(self.selected, live=self.options.live)
         main = asyncio.current_task()
         loop = asyncio.get_running_loop()
-        for sig in (signal.SIGINT, signal.SIGTERM):
-            loop.add_signal_handler(sig, self._interrupt, main)
+        for sig in HANDLED_SIGNALS:
+            loop.add_signal_handler(sig, self._interrupt, main, sig)
         try:
-            async with sqlite_checkpointer(config.state_dir / "checkpoints.sqlite") as saver:
+            async with sqlite_checkpointer(config.state_dir / CHECKPOINT_FILE) as saver:
                 self.graph = build_story_graph().compile(checkpointer=saver)
                 try:
                     await self._schedule()
@@ -274,22 +389,25 @@ class EpicRunner:
                         raise
                     main.uncancel() if main else None
         finally:
-            for sig in (signal.SIGINT, signal.SIGTERM):
+            for sig in HANDLED_SIGNALS:
                 loop.remove_signal_handler(sig)
             if self.interrupted:
                 await self._kill_run_sessions()
+            await asyncio.to_thread(manager.remove_idle_socket)
             self.display.close()
         return self._finish()
 
-    def _interrupt(self, main: asyncio.Task[Any] | None) -> None:
+    def _interrupt(self, main: asyncio.Task[Any] | None, sig: signal.Signals) -> None:
+        if sig == signal.SIGHUP:
+            _detach_from_terminal()
         if not self.interrupted and main is not None:
             self.interrupted = True
             main.cancel()
 
-    async def _kill_run_sessions(self) -> None:
+    async def _kill_run_sessions(self, stories: set[str] | None = None) -> None:
         manager = await asyncio.to_thread(self.context.manager)
-        for row in await manager.list():
-            if row.run_id == self.record.run_id:
+        for row in await manager.list_sessions():
+            if row.run_id == self.record.run_id and (stories is None or row.story_id in stories):
                 await manager.kill(row.name)
 
     async def _schedule(self) -> None:
@@ -400,11 +518,11 @@ class EpicRunner:
             for s in self.selected
         ]
         if self.interrupted:
-            code = EXIT_INTERRUPTED
+            code = ExitCode.INTERRUPTED
         elif all(r.result in ("done", "already done") for r in reports):
-            code = EXIT_OK
+            code = ExitCode.OK
         else:
-            code = EXIT_FAILED
+            code = ExitCode.FAILED
         finished = not self.interrupted and all(
             r.result not in ("interrupted", "error") for r in reports
         )

@@ -1,6 +1,7 @@
 """Run records: which runs exist, which one is unfinished, and the report of each.
 
-`{state_dir}/runs/{run_id}/run.json` says what a run was started with and whether it finished;
+`{state_dir}/runs/{run_id}/run.json` says what a run was started with (the stories, and the epic
+file's hash and settings, so a resume notices an edited epic) and whether it finished;
 `report.json` beside it is the per-story account users read after a night's run.
 """
 
@@ -13,7 +14,7 @@ from typing import Any, Literal
 
 from pydantic import BaseModel, Field
 
-from orchestrator.files import ensure_private_dir, write_private
+from orchestrator.files import StateDir, read_private, write_private
 
 StoryResult = Literal["done", "already done", "failed", "skipped", "interrupted", "error"]
 
@@ -23,9 +24,13 @@ class RunRecord(BaseModel):
     epic: str
     started_at: datetime
     stories: list[str]
+    epic_sha256: str = ""
+    settings: dict[str, Any] = Field(default_factory=dict)
     finished: bool = False
     finished_at: datetime | None = None
     interrupted: bool = False
+    # Its checkpoint was corrupt and was set aside: it cannot be resumed.
+    abandoned: str | None = None
 
 
 class StoryReport(BaseModel):
@@ -52,37 +57,38 @@ class RunReport(BaseModel):
     stories: list[StoryReport]
 
 
-def runs_dir(state_dir: Path) -> Path:
-    return ensure_private_dir(state_dir / "runs")
-
-
 def save_record(state_dir: Path, record: RunRecord) -> None:
-    folder = ensure_private_dir(runs_dir(state_dir) / record.run_id)
+    folder = StateDir(state_dir).folder(Path("runs") / record.run_id)
     write_private(folder / "run.json", record.model_dump_json(indent=2))
 
 
 def load_records(state_dir: Path) -> list[RunRecord]:
     """All runs of this state dir, oldest first (run ids sort by time)."""
     folder = state_dir / "runs"
-    if not folder.is_dir():
+    if not folder.is_dir() or folder.is_symlink():
         return []
     records = []
     for path in sorted(folder.glob("*/run.json")):
         try:
-            records.append(RunRecord.model_validate(json.loads(path.read_text())))
+            records.append(RunRecord.model_validate(json.loads(read_private(path))))
         except (OSError, ValueError):
             continue
     return records
 
 
 def last_unfinished(state_dir: Path, epic: Path) -> RunRecord | None:
-    """The newest run of `epic` that did not finish (interrupted or crashed)."""
-    candidates = [r for r in load_records(state_dir) if r.epic == str(epic) and not r.finished]
+    """The newest run of `epic` that did not finish (interrupted or crashed) and can resume."""
+    candidates = [
+        r
+        for r in load_records(state_dir)
+        if r.epic == str(epic) and not r.finished and r.abandoned is None
+    ]
     return candidates[-1] if candidates else None
 
 
 def save_report(state_dir: Path, report: RunReport) -> Path:
-    path = runs_dir(state_dir) / report.run_id / "report.json"
+    folder = StateDir(state_dir).folder(Path("runs") / report.run_id)
+    path = folder / "report.json"
     write_private(path, report.model_dump_json(indent=2))
     return path
 

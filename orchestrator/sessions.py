@@ -25,6 +25,8 @@ import json
 import os
 import re
 import shlex
+import socket
+import sys
 import time
 import uuid
 from collections.abc import AsyncIterator, Mapping
@@ -33,16 +35,37 @@ from datetime import UTC, datetime
 from pathlib import Path
 from typing import Any
 
+from orchestrator.defaults import (
+    DEFAULT_LOG_MAX_BYTES,
+    DEFAULT_PREFIX,
+    DEFAULT_SOCKET,
+    STATE_DIR_NAME,
+)
+from orchestrator.errors import DeliveryError, SessionNotFound, StateDirError, TmuxError
 from orchestrator.eventlog import EventLog
-from orchestrator.files import PRIVATE_FILE_MODE, ensure_private_dir, write_private
-from orchestrator.processes import owner_alive, process_identity, terminate_session
+from orchestrator.files import (
+    StateDir,
+    open_private,
+    read_private,
+    touch_private,
+    write_private,
+)
+from orchestrator.processes import (
+    TOKEN_VARIABLE,
+    owner_alive,
+    process_identity,
+    terminate_marked,
+    terminate_session,
+)
 from orchestrator.profiles import AgentProfile
 
-DEFAULT_SOCKET = "bmad"
-DEFAULT_PREFIX = "bmad"
 WINDOW_SIZE = (220, 50)
 HISTORY_LIMIT = 10000
 POLL_INTERVAL = 0.05
+SERVER_RETRIES = 5
+# tmux refuses a command of more than about 16 KB; argv, environment and options share it.
+MAX_ARGV_PROMPT_BYTES = 8000
+LOGCAP = Path(__file__).with_name("logcap.py")
 
 # The pane command. Constant text: user data (argv, prompt) only ever arrives as "$@", so nothing
 # is interpreted by a shell. The subshell keeps the wrapper alive to record the agent's status.
@@ -50,7 +73,6 @@ WRAPPER_SCRIPT = (
     'unset CLAUDECODE TMUX TMUX_PANE; "$@"; rc=$?; '
     'printf "%s\\n" "$rc" > "$BMAD_EXIT_FILE"; exit "$rc"'
 )
-TMUX_CONF = f"set -g remain-on-exit on\nset -g history-limit {HISTORY_LIMIT}\n"
 
 _UNSAFE = re.compile(r"[^A-Za-z0-9_-]")
 _FIELDS = (
@@ -71,27 +93,34 @@ _FIELDS = (
     "@bmad-meta",
 )
 _FORMAT = "\t".join(f"#{{{f}}}" for f in _FIELDS)
+# What tmux says when there is nothing to list: no server, a dying one, no such session.
+_NO_SERVER = (
+    "no server running",
+    "server exited",
+    "no current target",
+    "can't find",
+    "error connecting",
+)
 _ANSI = re.compile(r"\x1b\[[0-?]*[ -/]*[@-~]|\x1b\][^\x07\x1b]*(\x07|\x1b\\)|\x1b[@-_]|\r")
-
-
-_NO_SESSION = ("no server running", "can't find", "error connecting")
-
-
-class TmuxError(RuntimeError):
-    """A tmux command failed."""
-
-
-class SessionNotFound(LookupError):
-    """No session of that exact name on this manager's server."""
-
-
-class DeliveryError(RuntimeError):
-    """Typed text could not be delivered and confirmed."""
 
 
 def sanitise(value: str) -> str:
     """Make `value` safe inside a tmux session name (`.` and `:` are target syntax)."""
     return _UNSAFE.sub("-", value)
+
+
+def tmux_literal(value: str) -> str:
+    """Escape `value` for a tmux argument that tmux expands formats in (`#S`, `#(cmd)`).
+
+    tmux expands formats in `-c` start directories, window names, `pipe-pane` commands and
+    `load-buffer` paths; a path such as `/repo/#(touch x)` would otherwise run a command.
+    """
+    return value.replace("#", "##")
+
+
+def socket_path(socket: str) -> Path:
+    """Where tmux puts the socket file of `tmux -L socket`."""
+    return Path(os.environ.get("TMUX_TMPDIR") or "/tmp") / f"tmux-{os.geteuid()}" / socket
 
 
 @dataclass(frozen=True)
@@ -160,7 +189,9 @@ class SessionInfo:
 class TmuxAgentManager:
     """Spawns, watches and kills agent sessions on one tmux server.
 
-    `socket` names the server (`tmux -L socket`); the value `default` means the user's own server.
+    `socket` names the server (`tmux -L socket`); the value `default` means the user's own server,
+    whose global options are never changed. A `read_only` manager (for `sessions`, `attach` and
+    `cleanup` run from any folder) writes nothing outside tmux.
     """
 
     def __init__(
@@ -171,22 +202,27 @@ class TmuxAgentManager:
         prefix: str = DEFAULT_PREFIX,
         state_dir: Path | None = None,
         run_id: str | None = None,
+        log_max_bytes: int = DEFAULT_LOG_MAX_BYTES,
+        read_only: bool = False,
     ) -> None:
         import libtmux  # lazy: CLI start-up should not pay for it
 
         self.project = Path(project).resolve()
         self.socket = socket
         self.prefix = sanitise(prefix)
-        self.state_dir = Path(state_dir or self.project / ".bmad-orchestrator").resolve()
+        self.state_dir = Path(os.path.abspath(state_dir or self.project / STATE_DIR_NAME))
+        self.state = StateDir(self.state_dir)
         self.run_id = run_id or new_run_id()
-        self.events = EventLog(self.state_dir / "events.jsonl")
+        self.log_max_bytes = log_max_bytes
+        self.read_only = read_only
+        self.events = EventLog(None if read_only else self.state)
         self._locks: dict[str, asyncio.Lock] = {}
         if socket == "default":
             self.server = libtmux.Server()
         else:
-            conf = self.state_dir / "tmux.conf"
-            write_private(conf, TMUX_CONF)
-            self.server = libtmux.Server(socket_name=socket, config_file=str(conf))
+            # No config file at all: the user's ~/.tmux.conf (hooks, key tables) has no say on
+            # our private server; the options we need are set in the spawn call itself.
+            self.server = libtmux.Server(socket_name=socket, config_file=os.devnull)
 
     # ----------------------------------------------------------------- names and tmux plumbing
 
@@ -198,7 +234,7 @@ class TmuxAgentManager:
         """The exact command to watch a session; read-only so a keystroke cannot steal input."""
         socket = [] if self.socket == "default" else ["-L", self.socket]
         flags = ["-r"] if read_only else []
-        return shlex.join(["tmux", *socket, "attach", *flags, "-t", f"={name}"])
+        return shlex.join(["tmux", *socket, "attach", *flags, "-t", f"={sanitise(name)}"])
 
     def _tmux(self, *args: str, check: bool = True) -> builtins.list[str]:
         result = self.server.cmd(*args)
@@ -206,10 +242,34 @@ class TmuxAgentManager:
             raise TmuxError(f"tmux {args[0]}: {' '.join(result.stderr)}")
         return list(result.stdout)
 
+    def _tmux_retrying(self, *args: str) -> builtins.list[str]:
+        """`_tmux`, again when the call met a server that was exiting.
+
+        tmux exits with its last session; a spawn right after the previous stage's kill can
+        reach that server as it goes ("server exited unexpectedly"). The next try starts a new
+        server.
+        """
+        for attempt in range(1, SERVER_RETRIES + 1):
+            try:
+                return self._tmux(*args)
+            except TmuxError as exc:
+                if attempt == SERVER_RETRIES or not any(
+                    sign in str(exc) for sign in ("server exited", "lost server")
+                ):
+                    raise
+                self.events.write("tmux-retry", command=args[0], error=str(exc))
+                time.sleep(POLL_INTERVAL * attempt)  # back-off before asking a new server
+        raise AssertionError("unreachable")
+
     def _paths(self, name: str, attempt: int) -> tuple[Path, Path]:
-        logs = ensure_private_dir(self.state_dir / "logs" / self.run_id)
-        run = ensure_private_dir(self.state_dir / "run")
+        if self.read_only:
+            raise StateDirError("a read-only tmux manager cannot start sessions")
+        logs = self.state.folder(Path("logs") / self.run_id)
+        run = self.state.folder("run")
         return logs / f"{name}.{attempt}.log", run / f"{name}.exit"
+
+    def _record_path(self, name: str) -> Path:
+        return self.state_dir / "run" / f"{name}.proc.json"
 
     # ---------------------------------------------------------------------------- spawn/adopt
 
@@ -268,10 +328,19 @@ class TmuxAgentManager:
     ) -> AgentSession:
         started = time.monotonic()
         log_path, exit_file = self._paths(name, attempt)
-        exit_file.unlink(missing_ok=True)
-        os.close(os.open(log_path, os.O_CREAT | os.O_WRONLY, PRIVATE_FILE_MODE))
-        if prompt is not None and profile.prompt_via_argv and len(prompt) > profile.max_argv_prompt:
+        exit_file.unlink(missing_ok=True)  # a planted link is removed, never written through
+        touch_private(log_path)
+        if (
+            prompt is not None
+            and profile.prompt_via_argv
+            and (profile.prompt_via == "file" or len(prompt.encode()) > profile.max_argv_prompt)
+        ):
             prompt = self._prompt_pointer(name, attempt, prompt)
+        token = uuid.uuid4().hex
+        record_path = self._record_path(name)
+        owner = process_identity(os.getpid())
+        record = {"session": name, "token": token, "sid": None, "owner": owner}
+        write_private(record_path, json.dumps(record))
         environment = {
             **profile.env,
             **env,
@@ -282,6 +351,7 @@ class TmuxAgentManager:
             "BMAD_RUN_ID": self.run_id,
             "BMAD_ATTEMPT": str(attempt),
             "BMAD_EXIT_FILE": str(exit_file),
+            TOKEN_VARIABLE: token,
         }
         if story_file is not None:
             environment["BMAD_STORY_FILE"] = str(story_file)
@@ -295,24 +365,40 @@ class TmuxAgentManager:
             "@bmad-log": str(log_path),
             "@bmad-exit": str(exit_file),
             "@bmad-meta": json.dumps(meta),
-            "@bmad-owner": process_identity(os.getpid()),
+            "@bmad-owner": owner,
         }
         chained: list[str] = []
         for key, value in options.items():
             chained += [";", "set-option", "-t", f"={name}:", key, value]
+        server_options: list[str] = []
+        if self.socket != "default":
+            # Before the pane exists: history-limit applies at creation, and remain-on-exit
+            # must hold even for an agent that exits at once.
+            server_options = [
+                "start-server",
+                ";",
+                "set-option", "-g", "history-limit", str(HISTORY_LIMIT),
+                ";",
+                "set-option", "-g", "remain-on-exit", "on",
+                ";",
+            ]  # fmt: skip
+        capped = shlex.join(
+            [sys.executable, "-I", "-S", str(LOGCAP), str(log_path), str(self.log_max_bytes)]
+        )
         width, height = WINDOW_SIZE
-        out = self._tmux(
+        out = self._tmux_retrying(
+            *server_options,
             "new-session",
             "-d",
             "-P",
             "-F",
-            "#{pane_id}\t#{session_created}",
+            "#{pane_id}\t#{session_created}\t#{pane_pid}",
             "-s",
             name,
             "-n",
-            f"{agent}-{sanitise(story_id)}",
+            tmux_literal(f"{sanitise(agent)}-{sanitise(story_id)}"),
             "-c",
-            str(self.project),
+            tmux_literal(str(self.project)),
             "-x",
             str(width),
             "-y",
@@ -331,10 +417,11 @@ class TmuxAgentManager:
             "pipe-pane",
             "-t",
             f"={name}:",
-            f"cat >> {shlex.quote(str(log_path))}",
+            tmux_literal(f"exec {capped}"),
             *chained,
         )
-        pane_id, created = out[0].split("\t")
+        pane_id, created, pane_pid = out[0].split("\t")
+        write_private(record_path, json.dumps({**record, "sid": int(pane_pid)}))
         session = AgentSession(
             name=name,
             pane_id=pane_id,
@@ -362,7 +449,8 @@ class TmuxAgentManager:
         return session
 
     def _prompt_pointer(self, name: str, attempt: int, prompt: str) -> str:
-        path = ensure_private_dir(self.state_dir / "prompts" / self.run_id) / f"{name}.{attempt}.md"
+        folder = self.state.folder(Path("prompts") / self.run_id)
+        path = folder / f"{name}.{attempt}.md"
         write_private(path, prompt)
         return f"Read the file {path} and follow the instructions in it exactly."
 
@@ -388,11 +476,7 @@ class TmuxAgentManager:
         result = self.server.cmd(*args)
         if result.stderr:
             joined = " ".join(result.stderr)
-            if (
-                "no server running" in joined
-                or "can't find" in joined
-                or "error connecting" in joined
-            ):
+            if any(sign in joined for sign in _NO_SERVER):
                 return []
             raise TmuxError(f"tmux list-panes: {joined}")
         now = time.time()
@@ -422,7 +506,7 @@ class TmuxAgentManager:
                     pane_id=values.get("pane_id", ""),
                     pane_pid=int(values["pane_pid"]) if values.get("pane_pid") else None,
                     alive=not dead,
-                    exit_status=int(status) if dead and status.lstrip("-").isdigit() else None,
+                    exit_status=_exit_status(dead, status, exit_file),
                     log_path=Path(log) if log else None,
                     exit_file=Path(exit_file) if exit_file else None,
                     meta=meta if isinstance(meta, dict) else {},
@@ -436,7 +520,7 @@ class TmuxAgentManager:
         rows = await asyncio.to_thread(self._rows, name)
         return next((row for row in rows if row.name == name), None)
 
-    async def list(self) -> builtins.list[SessionInfo]:
+    async def list_sessions(self) -> builtins.list[SessionInfo]:
         """Every session of this prefix on the server, read from tmux (not from memory)."""
         return await asyncio.to_thread(self._rows, None)
 
@@ -478,7 +562,7 @@ class TmuxAgentManager:
 
     def _lock(self, name: str) -> _SessionLock:
         lock = self._locks.setdefault(name, asyncio.Lock())
-        return _SessionLock(lock, ensure_private_dir(self.state_dir / "run") / f"{name}.lock")
+        return _SessionLock(lock, self.state.folder("run") / f"{name}.lock")
 
     async def wait_for_screen(
         self, name: str, predicate: Any, *, timeout: float, start: int | None = None
@@ -558,21 +642,29 @@ class TmuxAgentManager:
     # ------------------------------------------------------------------------- kill
 
     async def kill(self, name: str, *, grace: float = 2.0) -> bool:
-        """Terminate the session's processes (TERM, grace, KILL) and the session. Idempotent."""
+        """Terminate the session's processes (TERM, grace, KILL) and the session. Idempotent.
+
+        A session that vanished from tmux (its server died) still has its processes killed,
+        found through the record made at spawn. Returns whether a tmux session was killed.
+        """
         return await asyncio.to_thread(self._kill, name, grace)
 
     def _kill(self, name: str, grace: float) -> bool:
         rows = [row for row in self._rows(name) if row.name == name]
         if not rows:
+            if not self.read_only:
+                self._reap(self._record_path(name), grace)
             return False
         row = rows[0]
         started = time.monotonic()
         if row.log_path is not None:
-            with contextlib.suppress(SessionNotFound, OSError):
+            with contextlib.suppress(SessionNotFound, OSError, StateDirError):
                 screen = self._capture(name, -200, None)
                 write_private(row.log_path.with_suffix(".screen.txt"), "\n".join(screen) + "\n")
         forced = terminate_session(row.pane_pid, grace) if row.pane_pid else []
         self.server.cmd("kill-session", "-t", f"={name}")
+        if row.exit_file is not None:
+            row.exit_file.with_name(f"{name}.proc.json").unlink(missing_ok=True)
         self.events.write(
             "kill",
             session=name,
@@ -583,9 +675,44 @@ class TmuxAgentManager:
         )
         return True
 
+    def _reap(self, record_path: Path, grace: float) -> list[int]:
+        """Kill what is left of a session that is gone from tmux; drop its record."""
+        try:
+            record = json.loads(read_private(record_path))
+        except (OSError, ValueError):
+            return []
+        token, sid = str(record.get("token") or ""), record.get("sid")
+        forced = terminate_marked(token, sid if isinstance(sid, int) else None, grace)
+        record_path.unlink(missing_ok=True)
+        self.events.write("reap", session=record.get("session"), sigkilled=forced)
+        return forced
+
+    async def reap_vanished(self) -> builtins.list[str]:
+        """Kill the leftover processes of this state dir's sessions that tmux no longer has.
+
+        A tmux server can die (killed, OOM) while agents' descendants that ignore SIGHUP live
+        on; nothing in tmux remembers them, the spawn records do.
+        """
+        folder = self.state_dir / "run"
+        if self.read_only or not folder.is_dir():
+            return []
+        live = {row.name for row in await self.list_sessions()}
+        reaped = []
+        me = process_identity(os.getpid())
+        for record_path in sorted(folder.glob("*.proc.json")):
+            name = record_path.name.removesuffix(".proc.json")
+            try:
+                owner = str(json.loads(read_private(record_path)).get("owner") or "")
+            except (OSError, ValueError):
+                owner = ""
+            if name not in live and (owner == me or not owner_alive(owner)):
+                await asyncio.to_thread(self._reap, record_path, 2.0)
+                reaped.append(name)
+        return reaped
+
     async def kill_all(self) -> builtins.list[str]:
         """Kill every session of this prefix on the server."""
-        names = [row.name for row in await self.list()]
+        names = [row.name for row in await self.list_sessions()]
         await asyncio.gather(*(self.kill(name) for name in names))
         return names
 
@@ -597,7 +724,7 @@ class TmuxAgentManager:
         """
         old = [
             row.name
-            for row in await self.list()
+            for row in await self.list_sessions()
             if row.running_seconds > max_age and not row.owner_alive
         ]
         await asyncio.gather(*(self.kill(name) for name in old))
@@ -605,14 +732,34 @@ class TmuxAgentManager:
             self.events.write("cleanup", sessions=old, max_age=max_age)
         return old
 
+    def remove_idle_socket(self) -> bool:
+        """Remove our private server's socket file once the server has exited.
+
+        tmux exits with its last session but leaves the socket file behind. A live server (of
+        another run on the same socket) answers the connection and keeps its file.
+        """
+        if self.socket == "default":
+            return False
+        path = socket_path(self.socket)
+        probe = socket.socket(socket.AF_UNIX, socket.SOCK_STREAM)
+        try:
+            probe.connect(str(path))
+        except ConnectionRefusedError:
+            path.unlink(missing_ok=True)
+            return True
+        except OSError:
+            return False
+        finally:
+            probe.close()
+        return False
+
     def kill_server(self) -> None:
         """Kill this manager's own server (tests, never the user's `default` server)."""
         if self.socket == "default":
             raise TmuxError("refusing to kill the user's default tmux server")
         with contextlib.suppress(Exception):
             self.server.kill()
-        socket_dir = Path(os.environ.get("TMUX_TMPDIR", "/tmp")) / f"tmux-{os.getuid()}"
-        (socket_dir / self.socket).unlink(missing_ok=True)
+        socket_path(self.socket).unlink(missing_ok=True)
 
     # ------------------------------------------------------------------------- streaming
 
@@ -659,7 +806,7 @@ class _SessionLock:
     async def __aenter__(self) -> None:
         await self._lock.acquire()
         try:
-            self._fd = os.open(self._path, os.O_CREAT | os.O_RDWR, PRIVATE_FILE_MODE)
+            self._fd = open_private(self._path, os.O_RDWR)
             await asyncio.to_thread(fcntl.flock, self._fd, fcntl.LOCK_EX)
         except BaseException:
             self._lock.release()
@@ -671,6 +818,19 @@ class _SessionLock:
             os.close(self._fd)
             self._fd = None
         self._lock.release()
+
+
+def _exit_status(dead: bool, status: str, exit_file: str | None) -> int | None:
+    """A dead pane's exit status. tmux sees the pane's terminal close before it reaps the
+    process, so for a moment `pane_dead_status` is empty: the wrapper's exit file knows."""
+    if not dead:
+        return None
+    if status.lstrip("-").isdigit():
+        return int(status)
+    if exit_file:
+        with contextlib.suppress(OSError, ValueError):
+            return int(Path(exit_file).read_text().strip())
+    return None
 
 
 def new_run_id() -> str:

@@ -40,7 +40,7 @@ from orchestrator.bmad import (
     set_status,
     slugify,
 )
-from orchestrator.files import ensure_private_dir, write_atomic
+from orchestrator.files import StateDir, open_private, write_atomic, write_private
 
 PROMPT = "sim> "
 PASTE_START = b"\x1b[200~"
@@ -63,13 +63,13 @@ def _runs_file(state_dir: Path) -> Path:
 
 @contextlib.contextmanager
 def _locked_runs(state_dir: Path) -> Iterator[dict[str, dict[str, int]]]:
-    folder = ensure_private_dir(state_dir / "simulated")
-    lock_fd = os.open(folder / "runs.lock", os.O_CREAT | os.O_RDWR, 0o600)
+    folder = StateDir(state_dir).folder("simulated")
+    lock_fd = open_private(folder / "runs.lock", os.O_RDWR)
     try:
         fcntl.flock(lock_fd, fcntl.LOCK_EX)
         runs = read_runs(state_dir)
         yield runs
-        write_atomic(_runs_file(state_dir), json.dumps(runs, indent=1), mode=0o600)
+        write_private(_runs_file(state_dir), json.dumps(runs, indent=1))
     finally:
         os.close(lock_fd)
 
@@ -406,10 +406,8 @@ class Agent:
             os.setpgid(0, 0)
             signal.signal(signal.SIGHUP, signal.SIG_IGN)
             signal.signal(signal.SIGTERM, signal.SIG_IGN)
-            folder = ensure_private_dir(me.state_dir / "simulated")
-            write_atomic(
-                folder / f"orphan-{me.story_id}-{me.stage}.pid", str(os.getpid()), mode=0o600
-            )
+            folder = StateDir(me.state_dir).folder("simulated")
+            write_private(folder / f"orphan-{me.story_id}-{me.stage}.pid", str(os.getpid()))
             while True:
                 signal.pause()
 

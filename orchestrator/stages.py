@@ -97,12 +97,36 @@ def prompt_fields(request: StageRequest, paths: BmadPaths) -> dict[str, str]:
     }
 
 
+SAMPLE_FIELDS = {
+    "story_id": "1.1",
+    "story_file": "docs/stories/1.1.story.md",
+    "slash_prefix": "BMad",
+    "stories_dir": "docs/stories",
+    "gates_dir": "docs/qa/gates",
+    "stage": "sm",
+}
+
+
 def check_template(template: str) -> None:
-    """Raise ValueError naming any `{field}` a prompt template uses that we do not provide."""
-    for _, name, _, _ in string.Formatter().parse(template):
+    """Raise ValueError if a prompt template would fail to render at its stage.
+
+    Unknown `{field}`s are named; anything else `str.format` refuses (a format spec such as
+    `{story_id:%}`, `{story_id.x}`, a lone brace) is found by rendering sample values now,
+    not after three stages have run.
+    """
+    known = ", ".join("{" + f + "}" for f in PROMPT_FIELDS)
+    try:
+        parsed = list(string.Formatter().parse(template))
+    except ValueError as exc:
+        hint = "write a literal brace as {{ or }}"
+        raise ValueError(f"cannot be rendered: {exc} ({hint})") from None
+    for _, name, _, _ in parsed:
         if name is not None and name not in PROMPT_FIELDS:
-            known = ", ".join("{" + f + "}" for f in PROMPT_FIELDS)
             raise ValueError(f"unknown placeholder {{{name}}} (known: {known})")
+    try:
+        template.format_map(SAMPLE_FIELDS)
+    except (ValueError, KeyError, IndexError, AttributeError, TypeError) as exc:
+        raise ValueError(f"cannot be rendered: {type(exc).__name__}: {exc}") from None
 
 
 def render_prompt(template: str, request: StageRequest, paths: BmadPaths) -> str:

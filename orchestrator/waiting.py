@@ -288,9 +288,15 @@ async def wait_for_output(
                         )
                 now = time.monotonic()
                 if timeout is not None and now - started >= timeout:
-                    return result("timeout", detail=f"no output after {timeout:g}s")
+                    screen = await probe.screen() if probe is not None else []
+                    return result(
+                        "timeout", detail=f"no output after {timeout:g}s", last_screen=screen
+                    )
                 if stall_timeout is not None and now - last_activity >= stall_timeout:
-                    return result("stalled", detail=f"no activity for {stall_timeout:g}s")
+                    screen = await probe.screen() if probe is not None else []
+                    return result(
+                        "stalled", detail=f"no activity for {stall_timeout:g}s", last_screen=screen
+                    )
                 if cancel is not None and cancel.is_set():
                     return result("cancelled")
                 changes = asyncio.ensure_future(sub.wait())

@@ -7,6 +7,7 @@ never touched.
 from __future__ import annotations
 
 import os
+import shutil
 import uuid
 from collections.abc import AsyncIterator, Iterator
 from pathlib import Path
@@ -14,8 +15,7 @@ from pathlib import Path
 import pytest
 
 from orchestrator.sessions import TmuxAgentManager
-
-REPO = Path(__file__).resolve().parents[1]
+from tests.helpers import DEMO
 
 
 def unique_socket() -> str:
@@ -57,3 +57,10 @@ async def manager(project: Path, socket: str) -> AsyncIterator[TmuxAgentManager]
     await mgr.kill_all()
     mgr.kill_server()
     assert not mgr.server.is_alive()
+
+
+@pytest.fixture
+def demo(tmp_path: Path) -> Path:
+    project = tmp_path / "demo"
+    shutil.copytree(DEMO, project)
+    return project

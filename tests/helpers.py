@@ -2,7 +2,19 @@
 
 from __future__ import annotations
 
+import json
+import subprocess
 import sys
+from pathlib import Path
+from typing import Any
+
+import yaml
+
+from orchestrator.sessions import TmuxAgentManager
+from orchestrator.simulated_agent import read_runs
+from orchestrator.waiting import wait_for_output
+
+REPO = Path(__file__).resolve().parents[1]
 
 
 def simulated_argv(*args: str) -> list[str]:
@@ -32,3 +44,64 @@ def spawn_orphan(project: str, socket: str, prefix: str, agent: str, story: str)
         timeout=60,
     )
     return result.stdout.strip()
+
+
+DEMO = REPO / "examples" / "demo"
+
+
+def write_epic(folder: Path, socket: str, **overrides: Any) -> Path:
+    """The demo epic on the test's socket, without the demo's work delay."""
+    config = yaml.safe_load((DEMO / "epic.yaml").read_text())
+    config["tmux"] = {"socket": socket, "session_prefix": "bmad"}
+    config["agent"] = {"profile": "simulated", "flags": ["--qa-fail", "1.2=1"]}
+    config.update(overrides)
+    path = folder / "epic.yaml"
+    path.write_text(yaml.safe_dump(config, sort_keys=False))
+    return path
+
+
+def cli(*args: str | Path, timeout: float = 120) -> subprocess.CompletedProcess[str]:
+    return subprocess.run(
+        [sys.executable, "-m", "orchestrator", *map(str, args)],
+        cwd=REPO,
+        capture_output=True,
+        text=True,
+        timeout=timeout,
+    )
+
+
+def start_cli(*args: str | Path) -> subprocess.Popen[str]:
+    return subprocess.Popen(
+        [sys.executable, "-m", "orchestrator", *map(str, args)],
+        cwd=REPO,
+        stdout=subprocess.PIPE,
+        stderr=subprocess.PIPE,
+        text=True,
+    )
+
+
+def report(project: Path) -> dict[str, Any]:
+    (path,) = sorted((project / ".bmad-orchestrator" / "runs").glob("*/report.json"))[-1:]
+    return json.loads(path.read_text())
+
+
+def stories(data: dict[str, Any]) -> dict[str, dict[str, Any]]:
+    return {s["story_id"]: s for s in data["stories"]}
+
+
+def runs(project: Path) -> dict[str, dict[str, int]]:
+    return read_runs(project / ".bmad-orchestrator")
+
+
+async def sessions_left(project: Path, socket: str) -> list[str]:
+    return [row.name for row in await TmuxAgentManager(project, socket=socket).list_sessions()]
+
+
+async def wait_for_run(project: Path, story: str, stage: str) -> None:
+    state = project / ".bmad-orchestrator"
+    started = await wait_for_output(
+        lambda: True if read_runs(state).get(story, {}).get(stage) else None,
+        watch=[state / "simulated"],
+        timeout=60,
+    )
+    assert started.done, f"{story} {stage} never started"

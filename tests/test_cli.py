@@ -2,92 +2,30 @@
 
 from __future__ import annotations
 
-import json
 import os
 import shutil
 import signal
 import subprocess
-import sys
 from pathlib import Path
 from typing import Any
 
 import libtmux
 import pytest
-import yaml
 
 from orchestrator.runs import load_records
 from orchestrator.sessions import TmuxAgentManager
-from orchestrator.simulated_agent import read_runs
-from orchestrator.waiting import wait_for_output
-from tests.conftest import REPO
-from tests.helpers import simulated_argv, spawn_orphan
-
-DEMO = REPO / "examples" / "demo"
-
-
-def write_epic(folder: Path, socket: str, **overrides: Any) -> Path:
-    """The demo epic on the test's socket, without the demo's work delay."""
-    config = yaml.safe_load((DEMO / "epic.yaml").read_text())
-    config["tmux"] = {"socket": socket, "session_prefix": "bmad"}
-    config["agent"] = {"profile": "simulated", "flags": ["--qa-fail", "1.2=1"]}
-    config.update(overrides)
-    path = folder / "epic.yaml"
-    path.write_text(yaml.safe_dump(config, sort_keys=False))
-    return path
-
-
-@pytest.fixture
-def demo(tmp_path: Path) -> Path:
-    project = tmp_path / "demo"
-    shutil.copytree(DEMO, project)
-    return project
-
-
-def cli(*args: str | Path, timeout: float = 120) -> subprocess.CompletedProcess[str]:
-    return subprocess.run(
-        [sys.executable, "-m", "orchestrator", *map(str, args)],
-        cwd=REPO,
-        capture_output=True,
-        text=True,
-        timeout=timeout,
-    )
-
-
-def start_cli(*args: str | Path) -> subprocess.Popen[str]:
-    return subprocess.Popen(
-        [sys.executable, "-m", "orchestrator", *map(str, args)],
-        cwd=REPO,
-        stdout=subprocess.PIPE,
-        stderr=subprocess.PIPE,
-        text=True,
-    )
-
-
-def report(project: Path) -> dict[str, Any]:
-    (path,) = sorted((project / ".bmad-orchestrator" / "runs").glob("*/report.json"))[-1:]
-    return json.loads(path.read_text())
-
-
-def stories(data: dict[str, Any]) -> dict[str, dict[str, Any]]:
-    return {s["story_id"]: s for s in data["stories"]}
-
-
-def runs(project: Path) -> dict[str, dict[str, int]]:
-    return read_runs(project / ".bmad-orchestrator")
-
-
-async def sessions_left(project: Path, socket: str) -> list[str]:
-    return [row.name for row in await TmuxAgentManager(project, socket=socket).list()]
-
-
-async def wait_for_run(project: Path, story: str, stage: str) -> None:
-    state = project / ".bmad-orchestrator"
-    started = await wait_for_output(
-        lambda: True if read_runs(state).get(story, {}).get(stage) else None,
-        watch=[state / "simulated"],
-        timeout=60,
-    )
-    assert started.done, f"{story} {stage} never started"
+from tests.helpers import (
+    cli,
+    report,
+    runs,
+    sessions_left,
+    simulated_argv,
+    spawn_orphan,
+    start_cli,
+    stories,
+    wait_for_run,
+    write_epic,
+)
 
 
 async def test_the_demo_epic_runs_to_done(demo: Path, socket: str) -> None:

@@ -11,7 +11,7 @@ from pathlib import Path
 from orchestrator.sessions import TmuxAgentManager
 from orchestrator.simulated_agent import read_runs
 from orchestrator.waiting import wait_for_output
-from tests.conftest import REPO
+from tests.helpers import REPO
 
 
 def runner(project: Path, socket: str, db: Path, *sim: str) -> list[str]:
@@ -45,5 +45,5 @@ async def test_resume_after_a_hard_kill_does_not_rerun_finished_stages(
     assert second.stdout.strip().splitlines()[-1] == "done"
     assert read_runs(state_dir)["1.1"] == {"sm": 1, "po": 1, "dev": 2, "qa": 1}
     manager = TmuxAgentManager(project, socket=socket)
-    assert await manager.list() == []
+    assert await manager.list_sessions() == []
     assert os.stat(db).st_size > 0

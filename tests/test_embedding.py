@@ -44,6 +44,6 @@ async def test_a_parent_graph_runs_a_story_through_the_story_graph(
         output = await parent.compile().ainvoke({"story_id": "2.1"}, context=context, version="v2")
         assert output.value.result == "done"
         assert output.value.release_notes == "story 2.1: done"
-        assert await context.manager().list() == []
+        assert await context.manager().list_sessions() == []
     finally:
         context.manager().kill_server()

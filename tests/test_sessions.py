@@ -191,10 +191,10 @@ async def test_eight_sessions_spawn_concurrently_become_ready_and_die(
     )
     ready = await asyncio.gather(*(manager.wait_until_ready(s, profile) for s in sessions))
     assert ready == [True] * 8
-    assert {row.name for row in await manager.list()} == {s.name for s in sessions}
+    assert {row.name for row in await manager.list_sessions()} == {s.name for s in sessions}
     killed = await manager.kill_all()
     assert sorted(killed) == sorted(s.name for s in sessions)
-    assert await manager.list() == []
+    assert await manager.list_sessions() == []
 
 
 async def test_a_second_manager_lists_inspects_and_adopts(
@@ -202,7 +202,7 @@ async def test_a_second_manager_lists_inspects_and_adopts(
 ) -> None:
     session = await manager.spawn("dev", "5.2", profile=generic("sleep", "60"), attempt=2)
     other = TmuxAgentManager(project, socket=socket, prefix="bmad", run_id=manager.run_id)
-    rows = await other.list()
+    rows = await other.list_sessions()
     assert [r.name for r in rows] == [session.name]
     info = await other.info(session.name)
     assert info is not None
@@ -230,7 +230,7 @@ async def test_spawn_replaces_a_session_of_the_same_name(manager: TmuxAgentManag
     second = await manager.spawn("sm", "1.1", profile=generic("sleep", "61"), attempt=2)
     assert (await manager.info(second.name)).pane_pid != first_pid
     assert session_members(first_pid) == []
-    assert [r.attempt for r in await manager.list()] == [2]
+    assert [r.attempt for r in await manager.list_sessions()] == [2]
 
 
 async def test_logs_and_events_are_owner_only(manager: TmuxAgentManager) -> None:

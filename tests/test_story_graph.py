@@ -47,7 +47,7 @@ async def run_story(project: Path, socket: str) -> AsyncIterator:
             {"story_id": "1.1", "policy": policy or StoryPolicy()}, context=context, version="v2"
         )
         # Whatever happened, the story left no session behind on its server.
-        assert await context.manager().list() == []
+        assert await context.manager().list_sessions() == []
         return output.value
 
     yield run
@@ -153,6 +153,7 @@ async def test_an_agent_that_hangs_times_out_and_fails(run_story, project: Path)
     assert final.failure_reason == "dev failed 1 attempt(s): no output after 1.5s"
     (entry,) = final.recovery_log
     assert entry.problem == "timeout" and entry.action == "give up"
+    assert any("thinking" in line for line in entry.last_screen)
 
 
 async def test_a_stalled_agent_is_retried_then_fails(run_story, project: Path) -> None:
@@ -162,3 +163,5 @@ async def test_a_stalled_agent_is_retried_then_fails(run_story, project: Path) -
     assert final.result == "failed"
     assert [e.problem for e in final.recovery_log] == ["stalled", "stalled"]
     assert [e.action for e in final.recovery_log] == ["retry", "give up"]
+    # The recovery log shows what was on screen when the agent stalled (the README promises it).
+    assert all(any("thinking" in line for line in e.last_screen) for e in final.recovery_log)

@@ -15,7 +15,7 @@ import urllib.request
 from pathlib import Path
 
 from orchestrator.sessions import TmuxAgentManager
-from tests.conftest import REPO
+from tests.helpers import REPO
 
 
 def free_port() -> int:
@@ -97,7 +97,7 @@ async def test_langgraph_dev_serves_and_runs_the_story_graph(
             "dev": "implemented",
             "qa": "PASS",
         }
-        assert await TmuxAgentManager(project, socket=socket).list() == []
+        assert await TmuxAgentManager(project, socket=socket).list_sessions() == []
     finally:
         os.killpg(server.pid, signal.SIGINT)
         try:

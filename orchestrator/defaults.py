@@ -1,0 +1,21 @@
+"""The one definition of every default and exit code the orchestrator uses."""
+
+from __future__ import annotations
+
+from enum import IntEnum
+
+DEFAULT_SOCKET = "bmad"
+DEFAULT_PREFIX = "bmad"
+STATE_DIR_NAME = ".bmad-orchestrator"
+DEFAULT_STALL_TIMEOUT = 300.0
+DEFAULT_LOG_MAX_BYTES = 64 * 1024 * 1024
+DEFAULT_MAX_ATTEMPTS = 2
+
+
+class ExitCode(IntEnum):
+    """Process exit codes of `python -m orchestrator` (documented in the README)."""
+
+    OK = 0
+    FAILED = 1  # a story failed, hit an internal error, or was skipped
+    BAD_INPUT = 2  # bad input or environment; nothing was started
+    INTERRUPTED = 130  # SIGINT, SIGTERM or SIGHUP: sessions killed, run resumable

@@ -1,0 +1,64 @@
+"""Every error the orchestrator raises on purpose, in one place.
+
+```
+OrchestratorError
+├── InputError                 the user's input or environment is wrong: exit 2, no traceback
+│   ├── ConfigError            epic.yaml is missing, unreadable or invalid
+│   ├── ProjectError           the BMad project cannot be driven (core-config, layout, version)
+│   ├── StateDirError          the state dir is unsafe (a link, not ours, shared) or unwritable
+│   ├── RunLockedError         another live run holds this state dir
+│   ├── CheckpointError        the checkpoint file is corrupt or truncated
+│   └── EpicChangedError       --resume against an epic.yaml that changed since the run began
+└── TmuxError                  a tmux command failed
+    ├── SessionNotFound        no session of that exact name
+    └── DeliveryError          typed text could not be delivered and confirmed
+```
+
+The CLI maps `InputError` to exit 2 with its message; anything else is an internal error.
+"""
+
+from __future__ import annotations
+
+
+class OrchestratorError(Exception):
+    """Base of every error raised on purpose by the orchestrator."""
+
+
+class InputError(OrchestratorError, ValueError):
+    """Bad input or environment: the message says what is wrong and what to do."""
+
+
+class ConfigError(InputError):
+    """epic.yaml is missing, unreadable or invalid; the message names the field."""
+
+
+class ProjectError(InputError):
+    """The BMad project cannot be driven as it is (its config, its layout or its version)."""
+
+
+class StateDirError(InputError):
+    """The state dir (or a path inside it) is unsafe to write, or cannot be written."""
+
+
+class RunLockedError(InputError):
+    """Another live run holds the state dir's run lock."""
+
+
+class CheckpointError(InputError):
+    """The checkpoint database is corrupt or truncated."""
+
+
+class EpicChangedError(InputError):
+    """epic.yaml changed since the run being resumed began."""
+
+
+class TmuxError(OrchestratorError, RuntimeError):
+    """A tmux command failed."""
+
+
+class SessionNotFound(TmuxError, LookupError):
+    """No session of that exact name on this manager's server."""
+
+
+class DeliveryError(TmuxError):
+    """Typed text could not be delivered and confirmed."""
