@@ -45,7 +45,7 @@ STAGE_ROUTES = {
 
 STATE_TYPES = [
     ("state.story", name)
-    for name in ("StoryState", "StoryPolicy", "AttemptRecord", "RecoveryEntry")
+    for name in ("StoryState", "StoryPolicy", "AttemptRecord", "NudgeRecord", "RecoveryEntry")
 ]
 
 

@@ -21,8 +21,8 @@ from langgraph.runtime import Runtime
 from nodes.routing import qa_failed
 from orchestrator.context import StoryContext
 from orchestrator.sessions import AgentSession, TmuxAgentManager
-from orchestrator.waiting import WaitResult, filesystem_now, wait_for_output
-from state import AttemptRecord, RecoveryEntry, StageName, StoryState
+from orchestrator.waiting import NudgeReason, WaitResult, filesystem_now, wait_for_output
+from state import AttemptRecord, NudgeRecord, RecoveryEntry, StageName, StoryState
 
 StageNode = Callable[[StoryState, Runtime[StoryContext]], Awaitable[dict[str, Any]]]
 
@@ -57,6 +57,7 @@ async def run_stage(
         StageRequest,
         check_stage_output,
         default_prompt,
+        nudge_prompt,
         render_prompt,
         take_baseline,
         watch_dirs,
@@ -65,7 +66,8 @@ async def run_stage(
     manager: TmuxAgentManager = await asyncio.to_thread(context.manager)
     paths = await asyncio.to_thread(context.paths)
     settings = context.stage(stage)
-    profile = context.profile(stage)
+    agent = context.agent_for(stage)
+    profile = agent.build()
     revision = stage == "sm" and state.outcomes.get("po") == "rejected"
     fix_round = stage == "dev" and qa_failed(state)
     story_file = Path(state.story_file) if state.story_file else None
@@ -88,6 +90,31 @@ async def run_stage(
     session: AgentSession | None = None
     ready_task: asyncio.Task[bool] | None = None
     result: WaitResult[Any]
+    nudges: list[NudgeRecord] = []
+
+    async def nudge(reason: NudgeReason) -> bool:
+        """Type the stage's nudge into the session, while nudges are left for this attempt."""
+        assert session is not None
+        if len(nudges) >= agent.nudges:
+            return False
+        if reason == "attention":
+            for key in profile.dismiss_keys:  # close the question so the input line shows
+                await manager.send_keys(session.name, key, literal=False)
+        text = nudge_prompt(request, paths)
+        await manager.deliver(session, text, profile)
+        nudges.append(NudgeRecord(at=datetime.now(UTC), reason=reason, text=text))
+        manager.events.write("nudge", session=session.name, reason=reason, count=len(nudges))
+        _emit(
+            runtime,
+            event="nudge",
+            story=state.story_id,
+            stage=stage,
+            attempt=attempt,
+            reason=reason,
+            count=len(nudges),
+        )
+        return True
+
     try:
         session = await manager.spawn(
             stage,
@@ -125,6 +152,11 @@ async def run_stage(
             session=session,
             timeout=context.timeout(stage),
             stall_timeout=settings.stall_timeout,
+            settle=agent.settle,
+            turn_end_file=session.turn_end_file,
+            attention_file=session.attention_file,
+            signals_since_ns=since,
+            nudge=nudge,
         )
     except Exception as exc:  # a broken attempt is recorded and routed, never lost
         result = WaitResult("error", detail=f"{type(exc).__name__}: {exc}")  # type: ignore[arg-type]
@@ -147,6 +179,7 @@ async def run_stage(
         revision,
         fix_round,
         runtime,
+        nudges,
     )
 
 
@@ -162,6 +195,7 @@ def _update(
     revision: bool,
     fix_round: bool,
     runtime: Runtime[StoryContext] | None,
+    nudges: list[NudgeRecord],
 ) -> dict[str, Any]:
     from orchestrator.bmad import Status, normalise_status, read_status, set_status
 
@@ -178,6 +212,8 @@ def _update(
         exit_status=result.exit_status,
         detail=result.detail,
         adopted=bool(session and session.adopted),
+        turn=result.turn,
+        nudges=nudges,
     )
     update: dict[str, Any] = {
         "stage": stage,

@@ -7,7 +7,9 @@ that cannot be parsed yet means "not done", never a crash: agents write in sever
 
 from __future__ import annotations
 
+import hashlib
 import re
+from collections.abc import Mapping
 from dataclasses import dataclass
 from enum import StrEnum
 from pathlib import Path
@@ -112,6 +114,13 @@ def find_story_file(stories_dir: Path, story_id: str) -> Path | None:
     if not candidates:
         return None
     return max(candidates, key=_mtime_or_zero)
+
+
+def _digest_or_none(path: Path) -> str | None:
+    try:
+        return hashlib.sha256(path.read_bytes()).hexdigest()
+    except OSError:
+        return None
 
 
 def _mtime_or_zero(path: Path) -> int:
@@ -248,7 +257,8 @@ class Gate:
     mtime_ns: int
 
 
-def _gate_files(gates_dir: Path, story_id: str) -> list[Path]:
+def gate_files(gates_dir: Path, story_id: str) -> list[Path]:
+    """The gate files of `story_id` in `gates_dir` (any age, valid or not)."""
     pattern = re.compile(rf"^{re.escape(story_id)}-.+\.ya?ml$")
     try:
         return [p for p in gates_dir.iterdir() if pattern.match(p.name) and p.is_file()]
@@ -288,7 +298,12 @@ def read_story_gates(text: str) -> list[tuple[str, str | None]]:
 
 
 def find_gate(
-    paths: BmadPaths, story_id: str, *, since_ns: int = 0, story_gates_before: int = 0
+    paths: BmadPaths,
+    story_id: str,
+    *,
+    since_ns: int = 0,
+    story_gates_before: int = 0,
+    unchanged: Mapping[str, str] | None = None,
 ) -> Gate | None:
     """The story's newest valid gate written at or after `since_ns`.
 
@@ -298,11 +313,13 @@ def find_gate(
     file second, and killing it in between would lose or leave stale the file BMad trusts.
     """
     dated = []
-    for path in _gate_files(paths.gates, story_id):
+    for path in gate_files(paths.gates, story_id):
         mtime = _mtime_or_zero(path)
         if mtime >= since_ns:
             dated.append((mtime, path))
     for mtime, path in sorted(dated, reverse=True):
+        if unchanged and unchanged.get(str(path)) == _digest_or_none(path):
+            continue  # the same bytes as before the stage: not this stage's gate
         value = read_gate_file(path)
         if value is not None:
             return Gate(value, path, mtime)

@@ -19,6 +19,7 @@ class Cell:
     started: float = 0.0
     seconds: float = 0.0
     ok: bool | None = None
+    nudges: int = 0  # nudges typed into the running attempt
 
 
 @dataclass
@@ -52,8 +53,10 @@ class Board:
         cell = row.cells[event["stage"]]
         if event["event"] == "stage-start":
             cell.state, cell.attempt, cell.ok = "running", event["attempt"], None
-            cell.started = time.monotonic()
+            cell.started, cell.nudges = time.monotonic(), 0
             row.result, row.attach = event["stage"], event.get("attach", "")
+        elif event["event"] == "nudge":
+            cell.nudges = event.get("count", cell.nudges + 1)
         elif event["event"] == "stage-end":
             cell.seconds += event.get("seconds", 0.0)
             cell.ok = event.get("outcome") is not None
@@ -83,6 +86,11 @@ class PlainDisplay(Board):
             self._print(
                 f"story {story}: {stage} attempt {event['attempt']} {how} in {event['session']}"
                 f" (watch: {event.get('attach', '')})"
+            )
+        elif event["event"] == "nudge":
+            why = "asked for a person" if event.get("reason") == "attention" else "stopped"
+            self._print(
+                f"story {story}: {stage} {why} without its output: nudge {event.get('count')}"
             )
         elif event["event"] == "stage-end":
             outcome = event.get("outcome") or f"{event.get('end')}: {event.get('detail', '')}"
@@ -121,7 +129,9 @@ class LiveBoard(Board):
                 cell = row.cells[stage]
                 if cell.state == "running":
                     spent = cell.seconds + time.monotonic() - cell.started
-                    cells.append(Text(f"● a{cell.attempt} {_elapsed(spent)}", style="yellow"))
+                    nudged = f" n{cell.nudges}" if cell.nudges else ""
+                    label = f"● a{cell.attempt}{nudged} {_elapsed(spent)}"
+                    cells.append(Text(label, style="yellow"))
                 elif cell.state:
                     style = "green" if cell.ok else "red"
                     cells.append(Text(f"{cell.state} {_elapsed(cell.seconds)}", style=style))

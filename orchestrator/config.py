@@ -24,7 +24,9 @@ from pydantic import (
 
 from orchestrator.defaults import (
     DEFAULT_LOG_MAX_BYTES,
+    DEFAULT_NUDGES,
     DEFAULT_PREFIX,
+    DEFAULT_SETTLE,
     DEFAULT_SOCKET,
     STATE_DIR_NAME,
 )
@@ -108,6 +110,8 @@ class AgentConfig(_Strict):
     flags: list[str] = Field(default_factory=list)
     ready_timeout: Duration | None = None
     prompt_via: PromptVia = "argv"
+    settle: Annotated[float, BeforeValidator(parse_duration), Field(ge=0)] = DEFAULT_SETTLE
+    nudges: int = Field(default=DEFAULT_NUDGES, ge=0)
 
 
 class StageConfig(_Strict):

@@ -15,7 +15,9 @@ from typing import TYPE_CHECKING
 
 from orchestrator.defaults import (
     DEFAULT_LOG_MAX_BYTES,
+    DEFAULT_NUDGES,
     DEFAULT_PREFIX,
+    DEFAULT_SETTLE,
     DEFAULT_SOCKET,
     DEFAULT_STALL_TIMEOUT,
 )
@@ -37,6 +39,8 @@ class AgentSpec:
     flags: Sequence[str] = ()
     ready_timeout: float | None = None
     prompt_via: PromptVia = "argv"
+    settle: float = DEFAULT_SETTLE
+    nudges: int = DEFAULT_NUDGES
 
     def build(self) -> AgentProfile:
         return make_profile(
@@ -100,8 +104,12 @@ class StoryContext:
     def timeout(self, stage: str) -> float:
         return self.stage(stage).timeout or DEFAULT_TIMEOUTS[stage]
 
+    def agent_for(self, stage: str) -> AgentSpec:
+        """The agent that runs `stage`: the stage's own, or the epic's."""
+        return self.stage(stage).agent or self.agent
+
     def profile(self, stage: str) -> AgentProfile:
-        return (self.stage(stage).agent or self.agent).build()
+        return self.agent_for(stage).build()
 
     def manager(self) -> TmuxAgentManager:
         """The tmux manager, built once (blocking: call it from a worker thread)."""

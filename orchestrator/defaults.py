@@ -10,6 +10,8 @@ STATE_DIR_NAME = ".bmad-orchestrator"
 DEFAULT_STALL_TIMEOUT = 300.0
 DEFAULT_LOG_MAX_BYTES = 64 * 1024 * 1024
 DEFAULT_MAX_ATTEMPTS = 2
+DEFAULT_SETTLE = 5.0  # seconds of quiet after a valid output that end an agent's turn
+DEFAULT_NUDGES = 2  # nudges per attempt when the agent stops without its output
 
 
 class ExitCode(IntEnum):

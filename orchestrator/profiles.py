@@ -8,11 +8,13 @@ data here, not code, because agent UIs change between versions.
 
 from __future__ import annotations
 
+import json
 import re
 import shlex
 import sys
 from collections.abc import Sequence
 from dataclasses import dataclass, field, replace
+from pathlib import Path
 from typing import Literal
 
 from orchestrator.errors import InputError
@@ -20,6 +22,13 @@ from orchestrator.errors import InputError
 ProfileName = Literal["claude", "generic", "simulated"]
 PROFILE_NAMES: tuple[ProfileName, ...] = ("claude", "generic", "simulated")
 PromptVia = Literal["argv", "file"]
+# How the CLI learns to signal turn ends and questions: nothing (the agent writes the files
+# itself, or signals nothing) or a Claude Code settings file passed with `--settings`.
+HookStyle = Literal["none", "claude-settings"]
+
+# Hook commands are constant text: the paths arrive through the session's environment.
+TURN_END_HOOK = '[ -n "$BMAD_TURN_END_FILE" ] && cat > "$BMAD_TURN_END_FILE" || cat > /dev/null'
+ATTENTION_HOOK = '[ -n "$BMAD_ATTENTION_FILE" ] && cat > "$BMAD_ATTENTION_FILE" || cat > /dev/null'
 
 
 @dataclass(frozen=True)
@@ -47,13 +56,24 @@ class AgentProfile:
     max_argv_prompt: int = 8000
     prompt_via: PromptVia = "argv"
     env: dict[str, str] = field(default_factory=dict)
+    hooks: HookStyle = "none"
+    # Keys that close a question or permission dialog before a nudge is typed.
+    dismiss_keys: tuple[str, ...] = ()
 
-    def argv(self, prompt: str | None) -> list[str]:
+    def argv(self, prompt: str | None, *, settings: Path | None = None) -> list[str]:
         """The agent's argv; the prompt is the last element when delivered that way."""
         args = list(self.command)
+        if settings is not None and self.hooks == "claude-settings":
+            args += ["--settings", str(settings)]
         if prompt is not None and self.prompt_via_argv:
             args.append(prompt)
         return args
+
+    def settings(self) -> str | None:
+        """The per-invocation settings file's content, for CLIs that take one."""
+        if self.hooks != "claude-settings":
+            return None
+        return json.dumps(claude_hook_settings(), indent=1)
 
     def first_dialog(self, screen: Sequence[str]) -> Dialog | None:
         """The first known first-run dialog visible on `screen`, if any."""
@@ -83,6 +103,34 @@ CLAUDE_DIALOGS = (
     Dialog("new-mcp-server", re.compile(r"new MCP server", re.IGNORECASE), ("Enter",)),
 )
 CLAUDE_READY = re.compile(r"^\s*[│|]?\s*[>❯]\s")
+# Claude Code scrubs none of these itself; inherited, they make a nested session save no
+# transcript (CLAUDE_CODE_CHILD_SESSION) or refuse to start (CLAUDECODE, older versions).
+CLAUDE_NESTING_VARIABLES = ("CLAUDECODE", "CLAUDE_CODE_ENTRYPOINT", "CLAUDE_CODE_CHILD_SESSION")
+
+
+def claude_hook_settings() -> dict[str, object]:
+    """Hooks for `claude --settings FILE`: turn ends and requests for a person, as files.
+
+    `Stop` runs when the main agent finished responding (`StopFailure` on an API error);
+    `PermissionRequest` and `PreToolUse` for `AskUserQuestion` fire the moment Claude needs a
+    person (even bypass mode does not auto-approve AskUserQuestion); `Notification` of type
+    `permission_prompt` is the slower (~6 s) fallback. Hooks merge with the user's own.
+    """
+
+    def command(line: str) -> list[dict[str, object]]:
+        return [{"type": "command", "command": line, "timeout": 10}]
+
+    return {
+        "hooks": {
+            "Stop": [{"hooks": command(TURN_END_HOOK)}],
+            "StopFailure": [{"hooks": command(TURN_END_HOOK)}],
+            "PreToolUse": [{"matcher": "AskUserQuestion", "hooks": command(ATTENTION_HOOK)}],
+            "PermissionRequest": [{"hooks": command(ATTENTION_HOOK)}],
+            "Notification": [{"matcher": "permission_prompt", "hooks": command(ATTENTION_HOOK)}],
+        }
+    }
+
+
 SIMULATED_READY = re.compile(r"^sim> ")
 
 
@@ -111,7 +159,12 @@ def make_profile(
     if name == "claude":
         base = split_command(command or "claude")
         profile = AgentProfile(
-            "claude", (*base, *flags), ready_pattern=CLAUDE_READY, dialogs=CLAUDE_DIALOGS
+            "claude",
+            (*base, *flags),
+            ready_pattern=CLAUDE_READY,
+            dialogs=CLAUDE_DIALOGS,
+            hooks="claude-settings",
+            dismiss_keys=("Escape",),
         )
     elif name == "simulated":
         base = split_command(command) if command else simulated_command()

@@ -90,6 +90,8 @@ def _agent_spec(agent: AgentConfig, simulate: bool) -> AgentSpec:
             "simulated",
             flags=tuple(agent.flags) if agent.profile == "simulated" else (),
             prompt_via=agent.prompt_via,
+            settle=agent.settle,
+            nudges=agent.nudges,
         )
     return AgentSpec(
         agent.profile,
@@ -97,6 +99,8 @@ def _agent_spec(agent: AgentConfig, simulate: bool) -> AgentSpec:
         flags=tuple(agent.flags),
         ready_timeout=agent.ready_timeout,
         prompt_via=agent.prompt_via,
+        settle=agent.settle,
+        nudges=agent.nudges,
     )
 
 

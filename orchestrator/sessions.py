@@ -57,7 +57,7 @@ from orchestrator.processes import (
     terminate_marked,
     terminate_session,
 )
-from orchestrator.profiles import AgentProfile
+from orchestrator.profiles import CLAUDE_NESTING_VARIABLES, AgentProfile
 
 WINDOW_SIZE = (220, 50)
 HISTORY_LIMIT = 10000
@@ -70,7 +70,7 @@ LOGCAP = Path(__file__).with_name("logcap.py")
 # The pane command. Constant text: user data (argv, prompt) only ever arrives as "$@", so nothing
 # is interpreted by a shell. The subshell keeps the wrapper alive to record the agent's status.
 WRAPPER_SCRIPT = (
-    'unset CLAUDECODE TMUX TMUX_PANE; "$@"; rc=$?; '
+    f'unset {" ".join(CLAUDE_NESTING_VARIABLES)} TMUX TMUX_PANE; "$@"; rc=$?; '
     'printf "%s\\n" "$rc" > "$BMAD_EXIT_FILE"; exit "$rc"'
 )
 
@@ -142,6 +142,16 @@ class AgentSession:
     @property
     def screen_path(self) -> Path:
         return self.log_path.with_suffix(".screen.txt")
+
+    @property
+    def turn_end_file(self) -> Path:
+        """Written by the agent (or its CLI's hook) at the end of each turn."""
+        return self.exit_file.with_name(f"{self.name}.turn")
+
+    @property
+    def attention_file(self) -> Path:
+        """Written by the agent (or its CLI's hook) when it needs a person."""
+        return self.exit_file.with_name(f"{self.name}.attention")
 
 
 @dataclass(frozen=True)
@@ -328,8 +338,15 @@ class TmuxAgentManager:
     ) -> AgentSession:
         started = time.monotonic()
         log_path, exit_file = self._paths(name, attempt)
-        exit_file.unlink(missing_ok=True)  # a planted link is removed, never written through
+        turn_end_file = exit_file.with_name(f"{name}.turn")
+        attention_file = exit_file.with_name(f"{name}.attention")
+        for stale in (exit_file, turn_end_file, attention_file):
+            stale.unlink(missing_ok=True)  # a planted link is removed, never written through
         touch_private(log_path)
+        settings_path: Path | None = None
+        if (settings := profile.settings()) is not None:
+            settings_path = exit_file.with_name(f"{name}.settings.json")
+            write_private(settings_path, settings)
         if (
             prompt is not None
             and profile.prompt_via_argv
@@ -351,11 +368,14 @@ class TmuxAgentManager:
             "BMAD_RUN_ID": self.run_id,
             "BMAD_ATTEMPT": str(attempt),
             "BMAD_EXIT_FILE": str(exit_file),
+            "BMAD_TURN_END_FILE": str(turn_end_file),
+            "BMAD_ATTENTION_FILE": str(attention_file),
             TOKEN_VARIABLE: token,
         }
         if story_file is not None:
             environment["BMAD_STORY_FILE"] = str(story_file)
-        argv = ["/bin/sh", "-c", WRAPPER_SCRIPT, "bmad-agent", *profile.argv(prompt)]
+        agent_argv = profile.argv(prompt, settings=settings_path)
+        argv = ["/bin/sh", "-c", WRAPPER_SCRIPT, "bmad-agent", *agent_argv]
         env_args = [arg for key, value in environment.items() for arg in ("-e", f"{key}={value}")]
         options = {
             "@bmad-agent": agent,
@@ -441,7 +461,7 @@ class TmuxAgentManager:
             story=story_id,
             attempt=attempt,
             profile=profile.name,
-            argv=profile.argv(None),
+            argv=profile.argv(None, settings=settings_path),
             prompt_bytes=len(prompt.encode()) if prompt else 0,
             log=str(log_path),
             ms=round((time.monotonic() - started) * 1000, 2),

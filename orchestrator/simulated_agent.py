@@ -6,12 +6,20 @@ last argv element or typed into its input line (`sim> `, raw mode, bracketed pas
 what the real BMad agent writes (story file, PO decision, Status, gate file) and then stays alive,
 as Claude Code does, until the orchestrator kills it.
 
+Like a real agent it ends each turn with a signal: it writes `BMAD_TURN_END_FILE` (or, given a
+Claude settings file with `--settings`, runs that file's `Stop` hooks as Claude Code would), and
+`BMAD_ATTENTION_FILE` (or the `PreToolUse` hooks for `AskUserQuestion`) when it asks a question.
+`--quiet-turns` signals nothing.
+
 Verdicts and failures are scriptable so every route of the story graph can be rehearsed:
 `--po-nogo [ID=]N`, `--qa-fail [ID=]N`, `--dev-blocked all|ID[,ID]`, `--qa-gate VALUE`,
-`--misbehave exit-at-start|exit-mid-stage|hang|pieces|orphan-child` (for the first
-`--misbehave-times` runs of `--misbehave-stage` of `--misbehave-story`). Runs are counted per
-story and stage in `{state_dir}/simulated/runs.json`, which is also how tests prove a stage was
-not re-run.
+`--misbehave exit-at-start|exit-mid-stage|hang|pieces|orphan-child|ask|idle-turn` (for the first
+`--misbehave-times` runs of `--misbehave-stage` of `--misbehave-story`): `ask` asks a question and
+waits for a typed answer before working, `idle-turn` ends its first turn without output.
+`--revise-in-steps` makes an SM revision in several writes over a second or more, and
+`--gate-first` writes the QA gate file, then the QA Results entry a second later. Runs are counted
+per story and stage in `{state_dir}/simulated/runs.json`, which is also how tests prove a stage
+was not re-run.
 
 Only the standard library and this package's file helpers: it starts in tens of milliseconds.
 """
@@ -45,7 +53,17 @@ from orchestrator.files import StateDir, open_private, write_atomic, write_priva
 PROMPT = "sim> "
 PASTE_START = b"\x1b[200~"
 PASTE_END = b"\x1b[201~"
-MISBEHAVIOURS = ("exit-at-start", "exit-mid-stage", "hang", "pieces", "orphan-child")
+MISBEHAVIOURS = (
+    "exit-at-start",
+    "exit-mid-stage",
+    "hang",
+    "pieces",
+    "orphan-child",
+    "ask",
+    "idle-turn",
+)
+QUESTION = "? The story has open issues: accept the risk and override? (type your answer)"
+STEP_PAUSE = 0.5  # the simulated agent's own pace between the writes of a multi-step edit
 TRUST_DIALOG = (
     "Do you trust the files in this folder?\n\n"
     "❯ 1. Yes, proceed\n  2. No, exit\n\nEnter to confirm · Esc to exit"
@@ -136,6 +154,21 @@ def parse_args(argv: list[str] | None = None) -> argparse.Namespace:
     parser.add_argument("--misbehave-stage", choices=("sm", "po", "dev", "qa"))
     parser.add_argument("--misbehave-story", metavar="ID")
     parser.add_argument("--ignore-sighup", action="store_true")
+    parser.add_argument(
+        "--quiet-turns", action="store_true", help="never signal a turn end or a question"
+    )
+    parser.add_argument(
+        "--settings", type=Path, help="a Claude Code settings file: run its hooks as Claude would"
+    )
+    parser.add_argument("--revise-in-steps", action="store_true")
+    parser.add_argument("--gate-first", action="store_true")
+    parser.add_argument(
+        "--step-pause",
+        type=float,
+        default=STEP_PAUSE,
+        metavar="S",
+        help="seconds between the writes of --revise-in-steps and --gate-first",
+    )
     return parser.parse_args(argv)
 
 
@@ -213,20 +246,46 @@ def _write_in_pieces(path: Path, text: str, pieces: bool) -> None:
         handle.write(text[cut:])
 
 
-def draft_story(paths: BmadPaths, story_id: str, *, pieces: bool, partial: bool) -> Path:
+def revise_story(story: Path, *, in_steps: bool, pause: float = STEP_PAUSE) -> Path:
+    """SM revision after a NO-GO: sharpen the ACs, name the tests, then drop the findings.
+
+    `in_steps` edits the file three times, `pause` apart, as an agent's editor would: the first
+    edit already leaves a story with a Status, long before the revision is done.
+    """
+    text = story.read_text()
+    text = re.sub(r"^(\d+\. .*?)\.?$", r"\1, observable in the UI.", text, count=1, flags=re.M)
+    if in_steps:
+        write_atomic(story, text)
+        time.sleep(pause)
+    text = text.replace("Add a test for AC", "Add the unit test for AC")
+    if in_steps:
+        write_atomic(story, text)
+        time.sleep(pause)
+    text = _remove_section(text, "PO Validation").rstrip() + "\n"
+    text = text.replace(
+        "\n## Dev Agent Record",
+        f"| {_today()} | 0.2 | Revised per PO validation | Bob (SM, simulated) |\n"
+        "\n## Dev Agent Record",
+        1,
+    )
+    write_atomic(story, text)
+    set_status(story, "Draft")
+    return story
+
+
+def draft_story(
+    paths: BmadPaths,
+    story_id: str,
+    *,
+    pieces: bool,
+    partial: bool,
+    in_steps: bool = False,
+    pause: float = STEP_PAUSE,
+) -> Path:
     """SM `*draft`: a full v4 story file with Status Draft (or a revision of the existing one)."""
     existing = find_story_file(paths.stories, story_id)
     if existing is not None and "## PO Validation" in existing.read_text():
-        text = _remove_section(existing.read_text(), "PO Validation").rstrip() + "\n"
-        text = text.replace(
-            "\n## Dev Agent Record",
-            f"| {_today()} | 0.2 | Revised per PO validation | Bob (SM, simulated) |\n"
-            "\n## Dev Agent Record",
-            1,
-        )
-        write_atomic(existing, text)
-        set_status(existing, "Draft")
-        return existing
+        return revise_story(existing, in_steps=in_steps, pause=pause)
     title, criteria = _epic_story(paths, story_id)
     criteria = criteria or [f"The behaviour of story {story_id} works as described."]
     path = existing or paths.stories / f"{story_id}.story.md"
@@ -293,8 +352,20 @@ def develop_story(story: Path, *, blocked: bool, fix_round: bool) -> str:
     return status
 
 
-def review_story(paths: BmadPaths, story: Path, story_id: str, gate: str) -> Path:
-    """QA `*review`: the gate file first (BMad's source of truth), then the QA Results entry."""
+def review_story(
+    paths: BmadPaths,
+    story: Path,
+    story_id: str,
+    gate: str,
+    *,
+    gate_first: bool = False,
+    pause: float = STEP_PAUSE,
+) -> Path:
+    """QA `*review`: the QA Results entry and the gate file (BMad's source of truth).
+
+    review-story's order is QA Results, then the gate; qa-gate's is the gate, then the `Gate:`
+    line in QA Results (`gate_first`, two `pause`s apart). Real agents do both.
+    """
     title_match = re.search(r"^# Story [^:]+:\s*(.+)$", story.read_text(), re.M)
     title = title_match.group(1).strip() if title_match else story_id
     gate_file = paths.gates / f"{story_id}-{slugify(title)}.yml"
@@ -304,13 +375,15 @@ def review_story(paths: BmadPaths, story: Path, story_id: str, gate: str) -> Pat
         if gate == "FAIL"
         else "top_issues: []\n"
     )
-    write_atomic(
-        gate_file,
+    gate_text = (
         f"schema: 1\nstory: '{story_id}'\nstory_title: '{title}'\ngate: {gate}\n"
         f"status_reason: 'Simulated review.'\nreviewer: 'Quinn (Test Architect)'\n"
         f"updated: '{datetime.now(UTC).isoformat(timespec='seconds')}'\n{issues}"
-        "waiver: { active: false }\n",
+        "waiver: { active: false }\n"
     )
+    if gate_first:
+        write_atomic(gate_file, gate_text)
+        time.sleep(2 * pause)
     relative = gate_file.relative_to(paths.root)
     entry = (
         f"### Review Date: {_today()}\n\n### Reviewed By: Quinn (Test Architect)\n\n"
@@ -327,6 +400,8 @@ def review_story(paths: BmadPaths, story: Path, story_id: str, gate: str) -> Pat
         end = results.end() + following.start() if following else len(text)
         text = f"{text[:end].rstrip()}\n\n{entry}" + (f"\n{text[end:]}" if following else "")
     write_atomic(story, text)
+    if not gate_first:
+        write_atomic(gate_file, gate_text)
     return gate_file
 
 
@@ -338,7 +413,8 @@ class Agent:
         self.args = args
         self.me = me
         self.run = 0
-        self.worked = False
+        self.task: str | None = None  # the first message: what this stage is to do
+        self.done = False
         self.enters_to_swallow = args.swallow_enters
 
     def misbehaving(self, mode: str) -> bool:
@@ -411,24 +487,94 @@ class Agent:
             while True:
                 signal.pause()
 
-    def receive(self, prompt: str) -> None:
+    def receive(self, text: str) -> None:
+        """One message typed or passed in: the task, an answer, or a nudge. Each is a turn."""
         if self.args.record is not None:
-            line = json.dumps({"prompt": prompt, "stage": self.me.stage, "story": self.me.story_id})
+            line = json.dumps({"prompt": text, "stage": self.me.stage, "story": self.me.story_id})
             with self.args.record.open("a") as handle:
                 handle.write(line + "\n")
-        say(f"● received prompt ({len(prompt.encode())} bytes)")
-        if not self.worked:
-            self.worked = True
-            self.work(prompt)
-
-    def work(self, prompt: str) -> None:
-        me, args = self.me, self.args
-        if me.stage is None or me.story_id is None:
-            say("no BMAD_STAGE/BMAD_STORY_ID: nothing to do")
+        say(f"● received prompt ({len(text.encode())} bytes)")
+        if self.task is None:
+            self.task = text
+            if self.misbehaving("ask"):
+                say(QUESTION)
+                self.signal_attention()
+                return  # waiting for the answer: the turn is not over
+            if self.misbehaving("idle-turn"):
+                say("● I have read the task and will wait for your go-ahead.")
+                self.end_turn("I have read the task.")
+                return
+        elif self.done:
+            say("● nothing more to do: the stage's output is written")
+            self.end_turn("Nothing more to do.")
             return
         if self.misbehaving("hang"):
             say("thinking…")
+            return  # a hang: the turn never ends
+        self.done = self.work(self.task)
+        self.end_turn("Done." if self.done else "I could not do it.")
+
+    def end_turn(self, message: str) -> None:
+        """The turn is over: write the turn-end file, or run the Stop hooks as Claude does."""
+        say(f"● turn ended{' (quietly)' if self.args.quiet_turns else ''}: {message}")
+        if self.args.quiet_turns:
             return
+        payload: dict[str, object] = {
+            "hook_event_name": "Stop",
+            "session_id": f"simulated-{os.getpid()}",
+            "cwd": os.getcwd(),
+            "stop_hook_active": False,
+            "last_assistant_message": message,
+        }
+        if self.args.settings is not None:
+            self.run_hooks("Stop", None, payload)
+            return
+        target = os.environ.get("BMAD_TURN_END_FILE")
+        if target:
+            write_atomic(Path(target), json.dumps(payload), mode=0o600)
+
+    def signal_attention(self) -> None:
+        """A question for a person: the attention file, or Claude's AskUserQuestion hook."""
+        if self.args.quiet_turns:
+            return
+        payload: dict[str, object] = {
+            "hook_event_name": "PreToolUse",
+            "session_id": f"simulated-{os.getpid()}",
+            "cwd": os.getcwd(),
+            "tool_name": "AskUserQuestion",
+            "tool_input": {"questions": [{"question": QUESTION}]},
+        }
+        if self.args.settings is not None:
+            self.run_hooks("PreToolUse", "AskUserQuestion", payload)
+            return
+        target = os.environ.get("BMAD_ATTENTION_FILE")
+        if target:
+            write_atomic(Path(target), json.dumps(payload), mode=0o600)
+
+    def run_hooks(self, event: str, subject: str | None, payload: dict[str, object]) -> None:
+        """Run the settings file's command hooks for `event`, JSON on stdin, as Claude Code does."""
+        import subprocess
+
+        settings = json.loads(self.args.settings.read_text())
+        for entry in settings.get("hooks", {}).get(event, []):
+            matcher = entry.get("matcher")
+            if matcher and (subject is None or not re.fullmatch(matcher, subject)):
+                continue
+            for hook in entry.get("hooks", []):
+                if hook.get("type") == "command":
+                    subprocess.run(
+                        ["/bin/sh", "-c", hook["command"]],
+                        input=json.dumps(payload).encode(),
+                        timeout=hook.get("timeout", 60),
+                        check=False,
+                    )
+
+    def work(self, prompt: str) -> bool:
+        """The stage's file work; False when there is nothing to show for it (yet)."""
+        me, args = self.me, self.args
+        if me.stage is None or me.story_id is None:
+            say("no BMAD_STAGE/BMAD_STORY_ID: nothing to do")
+            return False
         for step in range(int(args.work_seconds / 0.5)):
             say(f"working… {step * 0.5:.1f}s")
             time.sleep(0.5)  # simulated work time (--work-seconds), printed as it passes
@@ -437,17 +583,22 @@ class Agent:
         if me.stage == "sm":
             crash = self.misbehaving("exit-mid-stage")
             story = draft_story(
-                paths, me.story_id, pieces=self.misbehaving("pieces"), partial=crash
+                paths,
+                me.story_id,
+                pieces=self.misbehaving("pieces"),
+                partial=crash,
+                in_steps=args.revise_in_steps,
+                pause=args.step_pause,
             )
             if crash:
                 say("fatal: simulated crash mid-stage")
                 sys.exit(EXIT_MID_STAGE)
             status = read_status(story.read_text())
             say(f"● drafted {story.relative_to(paths.root)} (Status: {status})")
-            return
+            return True
         if story is None:
             say(f"error: no story file for {me.story_id} in {paths.stories}")
-            return
+            return False
         if self.misbehaving("exit-mid-stage"):
             say("fatal: simulated crash mid-stage")
             sys.exit(EXIT_MID_STAGE)
@@ -461,8 +612,11 @@ class Agent:
             say(f"● Status: {develop_story(story, blocked=blocked, fix_round=fix_round)}")
         elif me.stage == "qa":
             gate = "FAIL" if self.run <= _per_story(args.qa_fail, me.story_id) else args.qa_gate
-            gate_file = review_story(paths, story, me.story_id, gate)
+            gate_file = review_story(
+                paths, story, me.story_id, gate, gate_first=args.gate_first, pause=args.step_pause
+            )
             say(f"● Gate: {gate} → {gate_file.relative_to(paths.root)}")
+        return True
 
     def show_prompt(self, composing: bytes = b"") -> None:
         lines = [line for line in composing.decode(errors="ignore").split("\n") if line.strip()]

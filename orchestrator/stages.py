@@ -1,20 +1,22 @@
 """The BMad v4 stage conventions: what each stage is told, and when its output says it is done.
 
-| stage | prompt                                   | done when (written after the stage began)  |
+| stage | prompt                                   | output valid (changed since the stage began)|
 |-------|------------------------------------------|--------------------------------------------|
 | sm    | `/{p}:agents:sm *draft` + YOLO, story X  | story file X exists with a Status          |
 | po    | `/{p}:agents:po *validate-story-draft F` | Status Approved, or a new `Decision:` line |
 | dev   | `/{p}:agents:dev *develop-story F`       | Status Review / Ready for Done, or Blocked |
 | qa    | `/{p}:agents:qa *review F`               | a gate file for X with a valid `gate:`     |
 
-Checks are pure functions of the files (and the watermark), so the waiter can re-run them on
-every file event and a half-written file simply means "not yet".
+Checks are pure functions of the files (the watermark and the baseline's digests), so the waiter
+can re-run them on every file event and a half-written file simply means "not yet". A valid
+output is half of "done": the waiter also waits for the agent's turn to end.
 """
 
 from __future__ import annotations
 
+import hashlib
 import string
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 from enum import StrEnum
 from pathlib import Path
 
@@ -23,6 +25,7 @@ from orchestrator.bmad import (
     Status,
     find_gate,
     find_story_file,
+    gate_files,
     normalise_status,
     read_po_decisions,
     read_status,
@@ -59,18 +62,28 @@ class StageRequest:
 
 @dataclass(frozen=True)
 class StageBaseline:
-    """What the output files held when the stage began, for outputs that append, not replace."""
+    """What the output files held when the stage began.
+
+    Counts cover outputs that append (decisions, gate lines); digests make "written during the
+    stage" mean "changed", not only "has a newer mtime": a file written just before the stage,
+    within one tick of the file system's coarse clock, must never count.
+    """
 
     po_decisions: int = 0
     last_po_decision: str | None = None
     story_gates: int = 0
+    story_digest: str | None = None
+    gate_digests: dict[str, str] = field(default_factory=dict)
 
 
 @dataclass(frozen=True)
 class StageOutput:
+    """A stage's outcome, and when the file that says so was written (`written_ns`)."""
+
     outcome: str
     story_file: Path | None
     detail: str = ""
+    written_ns: int = 0
 
 
 def _relative(path: Path, paths: BmadPaths) -> str:
@@ -186,32 +199,78 @@ def default_prompt(request: StageRequest, paths: BmadPaths) -> str:
     return f"{head}\n\n{task} {UNATTENDED}"
 
 
+def nudge_prompt(request: StageRequest, paths: BmadPaths) -> str:
+    """What to type when the agent stopped (or asked) before writing the stage's output."""
+    f = prompt_fields(request, paths)
+    output = {
+        Stage.SM: f"story {f['story_id']} to {f['story_file']} with its Status",
+        Stage.PO: f"your 'Decision: GO' or 'Decision: NO-GO' line for {f['story_file']}",
+        Stage.DEV: (
+            f"the Status 'Ready for Review' in {f['story_file']} (or 'Blocked' with the reason "
+            "in the Dev Agent Record)"
+        ),
+        Stage.QA: (
+            f"the gate file {f['gates_dir']}/{f['story_id']}-<slug>.yml and the QA Results "
+            f"entry in {f['story_file']}"
+        ),
+    }[request.stage]
+    return (
+        "Do not ask: nobody will answer in this unattended run. Continue in YOLO mode, decide "
+        f"yourself, and finish by writing {output}."
+    )
+
+
 # --- completion ---------------------------------------------------------------------------------
 
 
-def _fresh_story(request: StageRequest, paths: BmadPaths, since_ns: int) -> Path | None:
+def digest(data: bytes) -> str:
+    return hashlib.sha256(data).hexdigest()
+
+
+@dataclass(frozen=True)
+class _Story:
+    path: Path
+    text: str
+    written_ns: int
+
+
+def _fresh_story(
+    request: StageRequest, paths: BmadPaths, since_ns: int, baseline: StageBaseline
+) -> _Story | None:
+    """The story file if this stage changed it: newer than the watermark and other content."""
     path = find_story_file(paths.stories, request.story_id)
     if path is None:
         return None
     try:
-        if path.stat().st_mtime_ns < since_ns:
+        written = path.stat().st_mtime_ns
+        if written < since_ns:
             return None
+        data = path.read_bytes()
     except FileNotFoundError:
         return None
-    return path
+    if digest(data) == baseline.story_digest:
+        return None
+    try:
+        return _Story(path, data.decode(), written)
+    except UnicodeDecodeError:
+        return None
 
 
 def take_baseline(request: StageRequest, paths: BmadPaths) -> StageBaseline:
-    """Count the append-only markers already in the story before the stage starts."""
+    """What the story and its gates hold before the stage starts."""
+    gates = {str(p): digest(p.read_bytes()) for p in gate_files(paths.gates, request.story_id)}
     path = find_story_file(paths.stories, request.story_id)
     if path is None:
-        return StageBaseline()
-    text = path.read_text()
+        return StageBaseline(gate_digests=gates)
+    data = path.read_bytes()
+    text = data.decode()
     decisions = read_po_decisions(text)
     return StageBaseline(
         po_decisions=len(decisions),
         last_po_decision=decisions[-1] if decisions else None,
         story_gates=len(read_story_gates(text)),
+        story_digest=digest(data),
+        gate_digests=gates,
     )
 
 
@@ -225,23 +284,27 @@ def check_stage_output(
     """The stage's outcome if its output (written at or after `since_ns`) says it is done."""
     if request.stage is Stage.QA:
         gate = find_gate(
-            paths, request.story_id, since_ns=since_ns, story_gates_before=baseline.story_gates
+            paths,
+            request.story_id,
+            since_ns=since_ns,
+            story_gates_before=baseline.story_gates,
+            unchanged=baseline.gate_digests,
         )
         if gate is None:
             return None
         return StageOutput(
-            gate.value, find_story_file(paths.stories, request.story_id), str(gate.path)
+            gate.value,
+            find_story_file(paths.stories, request.story_id),
+            str(gate.path),
+            gate.mtime_ns,
         )
-    story = _fresh_story(request, paths, since_ns)
+    story = _fresh_story(request, paths, since_ns, baseline)
     if story is None:
         return None
-    try:
-        text = story.read_text()
-    except (FileNotFoundError, UnicodeDecodeError):
-        return None
+    text, written = story.text, story.written_ns
     status = normalise_status(read_status(text))
     if request.stage is Stage.SM:
-        return StageOutput("drafted", story) if read_status(text) else None
+        return StageOutput("drafted", story.path, written_ns=written) if read_status(text) else None
     if request.stage is Stage.PO:
         decisions = read_po_decisions(text)
         # A new Decision line, or the PO rewrote the old one in place with the other verdict.
@@ -249,14 +312,15 @@ def check_stage_output(
             len(decisions) > baseline.po_decisions or decisions[-1] != baseline.last_po_decision
         ):
             verdict = decisions[-1]
-            return StageOutput("approved" if verdict == "GO" else "rejected", story, verdict)
+            outcome = "approved" if verdict == "GO" else "rejected"
+            return StageOutput(outcome, story.path, verdict, written)
         if status is Status.APPROVED:
-            return StageOutput("approved", story, "Status Approved")
+            return StageOutput("approved", story.path, "Status Approved", written)
         return None
     if status in (Status.REVIEW, Status.READY_FOR_DONE):
-        return StageOutput("implemented", story, read_status(text) or "")
+        return StageOutput("implemented", story.path, read_status(text) or "", written)
     if status is Status.BLOCKED:
-        return StageOutput("blocked", story, "Status Blocked")
+        return StageOutput("blocked", story.path, "Status Blocked", written)
     return None
 
 

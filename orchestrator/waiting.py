@@ -25,7 +25,9 @@ if TYPE_CHECKING:
     from orchestrator.sessions import AgentSession, TmuxAgentManager
 
 T = TypeVar("T")
-WaitReason = Literal["done", "agent_gone", "timeout", "stalled", "cancelled"]
+WaitReason = Literal["done", "agent_gone", "timeout", "stalled", "cancelled", "needs_input"]
+TurnEnd = Literal["signal", "exit", "quiet", "immediate"]
+NudgeReason = Literal["turn_end", "attention"]
 
 STEP_MS = 10  # watchfiles' default 50 ms step means ~100 ms latency; 10 ms gives ~11 ms
 TICK_MS = 500  # empty batches this often: liveness checks and missed-event insurance
@@ -174,7 +176,12 @@ def shared_watcher() -> FileWatcher:
 
 @dataclass(frozen=True)
 class WaitResult(Generic[T]):
-    """How a wait ended. `value` is the predicate's result when `reason == "done"`."""
+    """How a wait ended. `value` is the predicate's result when `reason == "done"`.
+
+    `turn` says how a done wait knew the agent's turn was over: `signal` (the turn-end file was
+    written after the output), `exit`, `quiet` (nothing moved for `settle`), or `immediate`
+    (settle 0, or no session to watch).
+    """
 
     reason: WaitReason
     value: T | None = None
@@ -182,6 +189,7 @@ class WaitResult(Generic[T]):
     exit_status: int | None = None
     last_screen: list[str] = field(default_factory=list)
     detail: str = ""
+    turn: TurnEnd | None = None
 
     @property
     def done(self) -> bool:
@@ -218,6 +226,31 @@ class _SessionProbe:
         return [line for line in lines if line.strip()][-40:]
 
 
+class _Signal:
+    """A file the agent (or its CLI's hook) writes to say something: each write is one signal."""
+
+    def __init__(self, path: Path | None, since_ns: int) -> None:
+        self.path = path
+        self.seen_ns = since_ns - 1  # a write at or after `since_ns` is new
+
+    def written_ns(self) -> int | None:
+        """When the file was last written, if it was written at all."""
+        if self.path is None:
+            return None
+        try:
+            return os.stat(self.path).st_mtime_ns
+        except OSError:
+            return None
+
+    def take(self) -> bool:
+        """True once per new write (consumed: the next call needs a later write)."""
+        written = self.written_ns()
+        if written is None or written <= self.seen_ns:
+            return False
+        self.seen_ns = written
+        return True
+
+
 async def wait_for_output(
     check: Callable[[], T | None] | Callable[[], Awaitable[T | None]],
     *,
@@ -228,24 +261,41 @@ async def wait_for_output(
     stall_timeout: float | None = None,
     cancel: asyncio.Event | None = None,
     watcher: FileWatcher | None = None,
+    settle: float = 0.0,
+    turn_end_file: Path | None = None,
+    attention_file: Path | None = None,
+    signals_since_ns: int = 0,
+    nudge: Callable[[NudgeReason], Awaitable[bool]] | None = None,
 ) -> WaitResult[T]:
-    """Wait until `check()` returns something other than None.
+    """Wait until `check()` returns something other than None and the agent's turn is over.
 
     `check` runs in a worker thread (it reads files) after every change in `watch`, and on ticks.
-    With a `session`, the agent exiting (or its session vanishing) without output ends the wait
-    at once with its exit status and last screen, and the session's log counts as activity for
+    Without a `session` (or with `settle` 0) the first valid output ends the wait. With one, a
+    valid output ends it once the turn is over: the turn-end file is written at or after the
+    output's own time (`value.written_ns`, when it has one), the agent exits, or nothing moves
+    (its log, the watched folders) for `settle` seconds. Signals count from `signals_since_ns`.
+
+    When the turn ends (or the attention file is written) with no valid output, `nudge` is
+    awaited with the reason; it returns False when it may not nudge any more, which ends the wait
+    as `needs_input`. The agent exiting (or its session vanishing) without output ends the wait
+    at once with its exit status and last screen; its log counts as activity for
     `stall_timeout`. Task cancellation propagates after the subscription is dropped; `cancel`
     (an event) ends the wait with reason "cancelled" instead.
     """
     watcher = watcher or shared_watcher()
     started = last_activity = time.monotonic()
     probe = _SessionProbe(manager, session) if manager and session else None
+    turn_end = _Signal(turn_end_file if probe else None, signals_since_ns)
+    attention = _Signal(attention_file if probe else None, signals_since_ns)
     outputs = {Path(d).resolve() for d in watch}
     dirs = list(outputs)
     activity_files: set[Path] = set()
+    signal_files = {p.resolve() for p in (turn_end_file, attention_file) if p is not None}
     if probe is not None:
         dirs += [probe.session.exit_file.parent, probe.session.log_path.parent]
+        dirs += [p.parent for p in signal_files]
         activity_files = {probe.session.log_path.resolve(), probe.session.exit_file.resolve()}
+    quiet_wait = settle if probe is not None else 0.0
 
     def is_activity(path: Path) -> bool:
         return path.parent in outputs or path in outputs or path in activity_files
@@ -253,7 +303,7 @@ async def wait_for_output(
     def concerns_us(path: Path) -> bool:
         # Other sessions' logs share our folders: their output must not re-run our check.
         # Ancestors of a watched folder count, so a folder created late is noticed.
-        if path in activity_files:
+        if path in activity_files or path in signal_files:
             return True
         return any(path == d or d in path.parents or path in d.parents for d in outputs)
 
@@ -265,27 +315,59 @@ async def wait_for_output(
     def result(reason: WaitReason, **kwargs: object) -> WaitResult[T]:
         return WaitResult(reason, elapsed=time.monotonic() - started, **kwargs)  # type: ignore[arg-type]
 
+    def turn_signalled(value: T) -> bool:
+        written = getattr(value, "written_ns", None)
+        signalled = turn_end.written_ns()
+        return (
+            written is not None
+            and signalled is not None
+            and signalled >= max(written, signals_since_ns)
+        )
+
     with watcher.subscribe(dirs) as sub:
         cancel_task = asyncio.ensure_future(cancel.wait()) if cancel else None
         try:
             recheck = True
             while True:
+                wake_in: float | None = None
                 value = await evaluate() if recheck else None
+                status = probe.exited() if probe is not None and recheck else None
                 if value is not None:
-                    return result("done", value=value)
-                if probe is not None and recheck:
-                    status = probe.exited()
+                    if quiet_wait <= 0:
+                        return result("done", value=value, turn="immediate")
+                    if turn_signalled(value):
+                        return result("done", value=value, turn="signal")
+                    if status is not None:
+                        return result("done", value=value, turn="exit", exit_status=status)
+                    quiet_for = time.monotonic() - last_activity
+                    if quiet_for >= quiet_wait:
+                        return result("done", value=value, turn="quiet")
+                    wake_in = quiet_wait - quiet_for
+                elif probe is not None and recheck:
                     gone = status is None and await probe.vanished()
                     if status is not None or gone:
                         value = await evaluate()  # output written just before exiting still counts
                         if value is not None:
-                            return result("done", value=value)
+                            return result("done", value=value, turn="exit", exit_status=status)
                         return result(
                             "agent_gone",
                             exit_status=status,
                             last_screen=await probe.screen() if not gone else [],
                             detail="session vanished" if gone else f"agent exited with {status}",
                         )
+                    reason: NudgeReason | None = (
+                        "turn_end" if turn_end.take() else "attention" if attention.take() else None
+                    )
+                    if reason is not None and nudge is not None:
+                        if not await nudge(reason):
+                            return result(
+                                "needs_input",
+                                last_screen=await probe.screen(),
+                                detail=f"the agent stopped ({reason.replace('_', ' ')}) "
+                                "without its output, after every nudge",
+                            )
+                        last_activity = time.monotonic()  # it has work again
+                        attention.take()  # what it asked is answered by the nudge
                 now = time.monotonic()
                 if timeout is not None and now - started >= timeout:
                     screen = await probe.screen() if probe is not None else []
@@ -303,9 +385,15 @@ async def wait_for_output(
                 waits: list[asyncio.Future[Any]] = [changes]
                 if cancel_task is not None:
                     waits.append(cancel_task)
-                limit = None if timeout is None else max(0.0, timeout - (now - started))
+                limits = [wake_in] if wake_in is not None else []
+                if timeout is not None:
+                    limits.append(max(0.0, timeout - (now - started)))
                 try:
-                    await asyncio.wait(waits, timeout=limit, return_when=asyncio.FIRST_COMPLETED)
+                    await asyncio.wait(
+                        waits,
+                        timeout=min(limits) if limits else None,
+                        return_when=asyncio.FIRST_COMPLETED,
+                    )
                 finally:
                     changes.cancel()
                 recheck = True

@@ -3,6 +3,7 @@
 from state.story import (
     STAGES,
     AttemptRecord,
+    NudgeRecord,
     RecoveryEntry,
     StageName,
     StoryPolicy,
@@ -12,6 +13,7 @@ from state.story import (
 __all__ = [
     "STAGES",
     "AttemptRecord",
+    "NudgeRecord",
     "RecoveryEntry",
     "StageName",
     "StoryPolicy",

@@ -15,7 +15,7 @@ from pydantic import BaseModel, Field
 
 StageName = Literal["sm", "po", "dev", "qa"]
 STAGES: tuple[StageName, ...] = ("sm", "po", "dev", "qa")
-EndReason = Literal["done", "agent_gone", "timeout", "stalled", "cancelled", "error"]
+EndReason = Literal["done", "agent_gone", "timeout", "stalled", "cancelled", "needs_input", "error"]
 
 
 def merge(left: dict | None, right: dict | None) -> dict:
@@ -43,8 +43,20 @@ class StoryPolicy(BaseModel):
         return self.max_attempts.get(stage, 2)
 
 
+class NudgeRecord(BaseModel):
+    """Text typed into a session whose agent stopped (or asked) before its output was there."""
+
+    at: datetime
+    reason: Literal["turn_end", "attention"]
+    text: str
+
+
 class AttemptRecord(BaseModel):
-    """One agent session: which stage, which attempt, where its log is, how it ended."""
+    """One agent session: which stage, which attempt, where its log is, how it ended.
+
+    `turn` says how the end of the agent's turn was known (turn-end signal, exit, quiet, or
+    immediate when `settle` is 0).
+    """
 
     stage: StageName
     attempt: int
@@ -57,6 +69,8 @@ class AttemptRecord(BaseModel):
     exit_status: int | None = None
     detail: str = ""
     adopted: bool = False
+    turn: Literal["signal", "exit", "quiet", "immediate"] | None = None
+    nudges: list[NudgeRecord] = Field(default_factory=list)
 
 
 class RecoveryEntry(BaseModel):

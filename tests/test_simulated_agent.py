@@ -2,7 +2,8 @@
 
 Each run gets the session environment the orchestrator would give it and the prompt as its last
 argument; it stays alive after working, so each test waits (deadline, polling the real parsers)
-for its output and then kills it. Typed delivery inside tmux is covered in test_sessions.py.
+for its output and the end of its turn, as the orchestrator does, and then kills it. Typed
+delivery inside tmux is covered in test_sessions.py.
 """
 
 from __future__ import annotations
@@ -62,23 +63,29 @@ GATE = "docs/qa/gates/1.1-add-a-todo.yml"
 class Agent:
     """One simulated agent process for one stage of one story."""
 
-    def __init__(self, project: Path, stage: str, story: str, *flags: str, prompt: str) -> None:
+    def __init__(
+        self, project: Path, stage: str, story: str, *flags: str, prompt: str, typed: bool = False
+    ) -> None:
         self.project = project
         self.state = project / ".bmad-orchestrator"
         self.log = project.parent / f"agent-{stage}-{story}-{time.monotonic_ns()}.log"
+        self.turn_end = project.parent / f"turn-{stage}-{story}-{time.monotonic_ns()}"
+        self.attention = self.turn_end.with_name(self.turn_end.name + ".attention")
         env = {
             **os.environ,
             "BMAD_STAGE": stage,
             "BMAD_STORY_ID": story,
             "BMAD_PROJECT": str(project),
             "BMAD_STATE_DIR": str(self.state),
+            "BMAD_TURN_END_FILE": str(self.turn_end),
+            "BMAD_ATTENTION_FILE": str(self.attention),
         }
         with self.log.open("wb") as out:
             self.proc = subprocess.Popen(
                 simulated_argv(*flags, prompt),
                 cwd=project,
                 env=env,
-                stdin=subprocess.DEVNULL,
+                stdin=subprocess.PIPE if typed else subprocess.DEVNULL,
                 stdout=out,
                 stderr=subprocess.STDOUT,
             )
@@ -101,6 +108,18 @@ class Agent:
     def output(self) -> str:
         return self.log.read_text(errors="replace")
 
+    def type(self, line: str) -> None:
+        assert self.proc.stdin is not None
+        self.proc.stdin.write(line.encode() + b"\n")
+        self.proc.stdin.flush()
+
+    def turn_ended_after(self, written_ns: int) -> bool:
+        """The orchestrator's second key: the turn-end file written at or after the output."""
+        try:
+            return self.turn_end.stat().st_mtime_ns >= written_ns
+        except FileNotFoundError:
+            return False
+
     def kill(self) -> None:
         if self.proc.poll() is None:
             self.proc.kill()
@@ -121,11 +140,13 @@ def run_stage(
     since = filesystem_now(project / ".bmad-orchestrator" / "run")
     baseline = take_baseline(request, paths)
     agent = Agent(project, stage.value, story, *flags, prompt=default_prompt(request, paths))
+
+    def finished() -> StageOutput | None:
+        output = check_stage_output(request, paths, since_ns=since, baseline=baseline)
+        return output if output and agent.turn_ended_after(output.written_ns) else None
+
     try:
-        return agent.wait_for(
-            lambda: check_stage_output(request, paths, since_ns=since, baseline=baseline),
-            f"{stage} output",
-        )
+        return agent.wait_for(finished, f"{stage} output and turn end")
     finally:
         agent.kill()
 
@@ -358,3 +379,98 @@ def test_the_full_chain_is_accepted_by_the_real_parsers(project: Path, prd: Path
     assert read_po_decisions(text) == ["GO"]
     assert read_story_gates(text) == [("FAIL", GATE), ("PASS", GATE)]
     assert runs(project) == {"1.1": {"sm": 2, "po": 2, "dev": 2, "qa": 2}}
+
+
+# --- turns, as real agents take them ------------------------------------------------------------
+
+
+def start(project: Path, stage: Stage, *flags: str, typed: bool = False) -> Agent:
+    paths = BmadPaths.load(project)
+    request = StageRequest(stage, "1.1", find_story_file(paths.stories, "1.1"))
+    prompt = default_prompt(request, paths)
+    return Agent(project, stage.value, "1.1", *flags, prompt=prompt, typed=typed)
+
+
+def test_each_turn_ends_with_the_turn_end_file(project: Path, prd: Path) -> None:
+    agent = start(project, Stage.SM)
+    try:
+        story = project / "docs" / "stories" / "1.1.story.md"
+        agent.wait_for(lambda: agent.turn_end.exists(), "turn end")
+        payload = json.loads(agent.turn_end.read_text())
+        assert payload["hook_event_name"] == "Stop"
+        assert agent.turn_end.stat().st_mtime_ns >= story.stat().st_mtime_ns
+    finally:
+        agent.kill()
+
+
+def test_quiet_turns_signal_nothing(project: Path, prd: Path) -> None:
+    agent = start(project, Stage.SM, "--quiet-turns")
+    try:
+        agent.wait_for(lambda: "turn ended (quietly)" in agent.output(), "the end of the turn")
+        assert (project / "docs" / "stories" / "1.1.story.md").exists()
+        assert not agent.turn_end.exists()
+    finally:
+        agent.kill()
+
+
+def test_a_revision_in_steps_spreads_its_writes_over_a_second(project: Path, prd: Path) -> None:
+    run_stage(project, Stage.SM)
+    run_stage(project, Stage.PO, "1.1", "--po-nogo", "1")
+    story = project / "docs" / "stories" / "1.1.story.md"
+    before = story.read_text()
+    agent = start(project, Stage.SM, "--revise-in-steps")
+    try:
+        agent.wait_for(lambda: story.read_text() != before, "the first edit")
+        first = time.monotonic()
+        agent.wait_for(lambda: "## PO Validation" not in story.read_text(), "the last edit")
+        assert time.monotonic() - first >= 0.8  # two pauses of 0.5 s between three writes
+    finally:
+        agent.kill()
+
+
+def test_gate_first_writes_the_qa_results_line_after_the_gate_file(
+    project: Path, prd: Path
+) -> None:
+    run_stage(project, Stage.SM)
+    story = project / "docs" / "stories" / "1.1.story.md"
+    set_status(story, "Review")
+    agent = start(project, Stage.QA, "--gate-first")
+    try:
+        paths = BmadPaths.load(project)
+        agent.wait_for(lambda: find_gate(paths, "1.1"), "the gate file")
+        assert read_story_gates(story.read_text()) == []  # not yet: the entry comes second
+        agent.wait_for(lambda: read_story_gates(story.read_text()), "the QA Results line")
+    finally:
+        agent.kill()
+
+
+def test_ask_waits_for_a_typed_answer_before_working(project: Path, prd: Path) -> None:
+    agent = start(project, Stage.SM, "--misbehave", "ask", typed=True)
+    story = project / "docs" / "stories" / "1.1.story.md"
+    try:
+        agent.wait_for(lambda: agent.attention.exists(), "the question")
+        assert json.loads(agent.attention.read_text())["tool_name"] == "AskUserQuestion"
+        assert not story.exists() and not agent.turn_end.exists()
+        agent.type("Decide yourself.")
+        agent.wait_for(lambda: agent.turn_end.exists(), "the end of the turn")
+        assert story.exists()
+    finally:
+        agent.kill()
+
+
+def test_an_idle_turn_ends_without_output_then_a_nudge_gets_the_work(
+    project: Path, prd: Path
+) -> None:
+    agent = start(project, Stage.SM, "--misbehave", "idle-turn", typed=True)
+    story = project / "docs" / "stories" / "1.1.story.md"
+    try:
+        agent.wait_for(lambda: agent.turn_end.exists(), "the idle turn's end")
+        assert not story.exists()
+        first_end = agent.turn_end.stat().st_mtime_ns
+        agent.type("Do not ask: continue.")
+        agent.wait_for(
+            lambda: agent.turn_end.stat().st_mtime_ns > first_end, "the second turn's end"
+        )
+        assert story.exists()
+    finally:
+        agent.kill()

@@ -177,7 +177,7 @@ def validation(decision: str) -> str:
 def test_a_new_po_decision_is_the_outcome(paths: BmadPaths, decision: str, outcome: str) -> None:
     path = story(paths, "Draft", mtime_ns=STALE)
     baseline = take_baseline(StageRequest(Stage.PO, "1.1"), paths)
-    assert baseline == StageBaseline(po_decisions=0, last_po_decision=None, story_gates=0)
+    assert (baseline.po_decisions, baseline.last_po_decision, baseline.story_gates) == (0, None, 0)
     story(paths, "Draft", validation(decision))
     output = check(Stage.PO, paths, baseline)
     assert output is not None
@@ -289,3 +289,48 @@ def test_watch_dirs_include_gates_only_for_qa(paths: BmadPaths) -> None:
     assert watch_dirs(StageRequest(Stage.QA, "1.1"), paths) == [paths.stories, paths.gates]
     for stage in (Stage.SM, Stage.PO, Stage.DEV):
         assert watch_dirs(StageRequest(stage, "1.1"), paths) == [paths.stories]
+
+
+# --- "written during the stage" means changed, not only newer --------------------------------
+
+
+def test_a_story_written_in_the_watermarks_own_clock_tick_does_not_count(
+    paths: BmadPaths,
+) -> None:
+    # The file system's clock is coarse: a write just before the stage began can carry the
+    # watermark's own timestamp. Its content is the baseline's, so it is not this stage's output.
+    story(paths, "Draft", validation("NO-GO"), mtime_ns=SINCE)
+    baseline = take_baseline(StageRequest(Stage.SM, "1.1"), paths)
+    assert baseline.story_digest is not None
+    assert check(Stage.SM, paths, baseline) is None
+    assert check(Stage.PO, paths, baseline) is None
+    story(paths, "Draft", mtime_ns=SINCE)  # the same tick, but revised: it counts
+    output = check(Stage.SM, paths, baseline)
+    assert output is not None and output.outcome == "drafted" and output.written_ns == SINCE
+
+
+def test_a_gate_file_rewritten_with_the_same_bytes_does_not_count(paths: BmadPaths) -> None:
+    story(paths, "Ready for Review", mtime_ns=STALE)
+    gate = write(paths.gates / "1.1-add-a-todo.yml", "gate: FAIL\n", mtime_ns=SINCE)
+    baseline = take_baseline(StageRequest(Stage.QA, "1.1"), paths)
+    assert baseline.gate_digests == {str(gate): baseline.gate_digests[str(gate)]}
+    write(gate, "gate: FAIL\n")  # touched during the stage, same bytes: last round's verdict
+    assert check(Stage.QA, paths, baseline) is None
+    write(gate, "gate: PASS\n")
+    output = check(Stage.QA, paths, baseline)
+    assert output is not None and output.outcome == "PASS" and output.written_ns == FRESH
+
+
+def test_the_nudge_names_each_stages_output(paths: BmadPaths) -> None:
+    from orchestrator.stages import nudge_prompt
+
+    story_file = paths.stories / "1.1.story.md"
+    expected = {
+        Stage.SM: "story 1.1 to docs/stories/1.1.story.md",
+        Stage.PO: "'Decision: GO' or 'Decision: NO-GO'",
+        Stage.DEV: "'Ready for Review'",
+        Stage.QA: "docs/qa/gates/1.1-<slug>.yml",
+    }
+    for stage, fragment in expected.items():
+        text = nudge_prompt(StageRequest(stage, "1.1", story_file), paths)
+        assert text.startswith("Do not ask") and fragment in text

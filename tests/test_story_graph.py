@@ -9,7 +9,7 @@ from pathlib import Path
 import pytest
 
 from graphs.story import build_story_graph
-from orchestrator.bmad import BmadPaths, find_story_file, read_status
+from orchestrator.bmad import BmadPaths, find_story_file, read_po_decisions, read_status
 from orchestrator.context import AgentSpec, StageSettings, StoryContext
 from orchestrator.sessions import TmuxAgentManager
 from orchestrator.simulated_agent import read_runs
@@ -81,12 +81,16 @@ async def test_a_story_goes_from_draft_to_done(run_story, project: Path) -> None
 
 
 async def test_po_no_go_once_then_go(run_story, project: Path) -> None:
-    final = await run_story("--po-nogo", "1")
+    # The revision edits the story in three writes over a second, as real agents do.
+    final = await run_story("--po-nogo", "1", "--revise-in-steps")
     assert final.result == "done", final.failure_reason
     assert final.po_revisions == 1
     assert runs(project)["sm"] == 2 and runs(project)["po"] == 2
     revise = prompts(project, "agents:sm")
     assert "PO Validation" not in revise[0] and "PO Validation" in revise[1]
+    # The revision was not cut off: its last write removed the NO-GO findings.
+    text = Path(final.story_file or "").read_text()
+    assert read_po_decisions(text) == ["GO"]
 
 
 async def test_po_no_go_past_the_bound_fails(run_story, project: Path) -> None:
