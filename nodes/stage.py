@@ -19,6 +19,7 @@ from typing import Any
 from langgraph.runtime import Runtime
 
 from nodes.routing import qa_failed
+from orchestrator.bmad import BmadPaths
 from orchestrator.context import StoryContext
 from orchestrator.sessions import AgentSession, TmuxAgentManager
 from orchestrator.waiting import NudgeReason, WaitResult, filesystem_now, wait_for_output
@@ -77,7 +78,15 @@ async def run_stage(
         # BMad: a FAIL gate returns the story to InProgress. The orchestrator owns that move, so
         # a stale "Ready for Review" from the last round cannot complete this one.
         await asyncio.to_thread(set_status, story_file, Status.IN_PROGRESS.value)
-    request = StageRequest(Stage(stage), state.story_id, story_file, revision, fix_round)
+    request = StageRequest(
+        Stage(stage),
+        state.story_id,
+        story_file,
+        revision,
+        fix_round,
+        po_report=Path(state.po_report) if revision and state.po_report else None,
+        po_conditional=state.policy.po_conditional,
+    )
     prompt = (
         render_prompt(settings.prompt, request, paths)
         if settings.prompt
@@ -180,6 +189,7 @@ async def run_stage(
         fix_round,
         runtime,
         nudges,
+        paths,
     )
 
 
@@ -196,9 +206,22 @@ def _update(
     fix_round: bool,
     runtime: Runtime[StoryContext] | None,
     nudges: list[NudgeRecord],
+    paths: BmadPaths,
 ) -> dict[str, Any]:
-    from orchestrator.bmad import Status, normalise_status, read_status, set_status
+    from orchestrator.bmad import (
+        Status,
+        WorkflowState,
+        add_change_log_row,
+        read_story_status,
+        read_text,
+        set_status,
+    )
 
+    if result.done and result.value is not None and result.value.invalid:
+        # The output is there but unusable (a gate verdict that is none of the four).
+        result = dataclasses.replace(
+            result, reason="invalid_output", detail=result.value.invalid, value=None
+        )
     outcome = result.value.outcome if result.done and result.value is not None else None
     record = AttemptRecord(
         stage=stage,
@@ -262,9 +285,17 @@ def _update(
     if fix_round:
         update["qa_fix_rounds"] = state.qa_fix_rounds + 1
     story_file = output.story_file or (Path(state.story_file) if state.story_file else None)
+    if stage == "po":
+        update["po_report"] = str(output.report) if output.report else None
+        update["po_conditions"] = list(output.conditions)
     if stage == "po" and outcome == "approved" and story_file is not None:
-        # BMad PO only reports GO; moving Draft -> Approved is the orchestrator's job.
-        current = read_status(story_file.read_text())
-        if current is None or normalise_status(current) != Status.APPROVED:
+        # BMad's PO only reports GO; moving Draft -> Approved is the orchestrator's job.
+        if read_story_status(read_text(story_file)).state != WorkflowState.APPROVED:
             set_status(story_file, Status.APPROVED.value)
+        if output.report is not None:
+            add_change_log_row(
+                story_file,
+                f"PO validation {output.detail} ({paths.relative(output.report)}); Approved",
+                "bmad-orchestrator",
+            )
     return update

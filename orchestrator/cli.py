@@ -13,7 +13,7 @@ import sys
 from collections.abc import Sequence
 from pathlib import Path
 
-SUBCOMMANDS = ("sessions", "attach", "cleanup", "graph", "validate")
+SUBCOMMANDS = ("status", "sessions", "attach", "cleanup", "graph", "validate")
 EXIT_BAD_INPUT = 2  # ExitCode.BAD_INPUT, without importing the enum module before it is needed
 
 
@@ -38,6 +38,7 @@ def _run(args: argparse.Namespace) -> int:
         simulate=args.simulate,
         resume=args.resume,
         accept_changes=args.accept_changes,
+        start_at=args.start_at,
         live=False if args.plain else None,
     )
     if args.parallel is not None and args.parallel < 1:
@@ -45,7 +46,9 @@ def _run(args: argparse.Namespace) -> int:
     if args.dry_run:
         print(plan(config, options))
         return 0
-    problems = preflight(config, args.simulate)
+    problems, warnings = preflight(config, args.simulate)
+    for warning in warnings:
+        print(f"warning: {warning}", file=sys.stderr, flush=True)
     if problems:
         return _error("cannot start:\n  " + "\n  ".join(problems))
     runner = EpicRunner(config, options)
@@ -147,6 +150,35 @@ def _graph(args: argparse.Namespace) -> int:
     return 0
 
 
+def _status(args: argparse.Namespace) -> int:
+    import json
+
+    from orchestrator.bmad import BmadPaths
+    from orchestrator.runlock import live_holder
+    from orchestrator.standing import story_standing
+
+    config = _load(args.epic)
+    paths = BmadPaths.load(config.project)
+    rows = [story_standing(paths, story_id) for story_id in config.story_ids]
+    if args.json:
+        print(json.dumps([row.as_json() for row in rows], indent=2, ensure_ascii=False))
+        return 0
+    from rich.console import Console
+    from rich.table import Table
+
+    holder = live_holder(config.state_dir)
+    title = f"{config.source} ({holder.describe()} is running)" if holder else str(config.source)
+    table = Table(title=title)
+    for column in ("story", "file", "status", "state", "gate", "start"):
+        table.add_column(column)
+    for row in rows:
+        gate = f"{row.gate} ({row.gate_file})" if row.gate else ""
+        start = row.start or f"not started: {row.reason}"
+        table.add_row(row.story, row.file or "", row.status_raw or "", row.state or "", gate, start)
+    Console(width=None if sys.stdout.isatty() else 200).print(table)
+    return 0
+
+
 def _validate(args: argparse.Namespace) -> int:
     config = _load(args.epic)
     print(
@@ -186,6 +218,11 @@ def build_run_parser() -> argparse.ArgumentParser:
         help="with --resume: go on although epic.yaml changed since the run began",
     )
     parser.add_argument(
+        "--start-at",
+        choices=("sm", "po", "dev", "qa"),
+        help="with --only: start those stories at this stage, whatever their files say",
+    )
+    parser.add_argument(
         "--dry-run", action="store_true", help="validate and print the plan; start nothing"
     )
     parser.add_argument(
@@ -198,6 +235,11 @@ def build_run_parser() -> argparse.ArgumentParser:
 def build_command_parser() -> argparse.ArgumentParser:
     parser = argparse.ArgumentParser(prog="python -m orchestrator")
     commands = parser.add_subparsers(dest="command", required=True)
+
+    status = commands.add_parser("status", help="where each story stands; starts nothing")
+    status.add_argument("epic")
+    status.add_argument("--json", action="store_true", help="a JSON list, one object per story")
+    status.set_defaults(handler=_status)
 
     sessions = commands.add_parser("sessions", help="live agent sessions of the tmux socket")
     _session_options(sessions)

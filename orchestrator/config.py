@@ -160,6 +160,7 @@ class EpicConfig(_Strict):
     max_revisions: int = Field(default=1, ge=0)
     max_fix_rounds: int = Field(default=2, ge=0)
     concerns: Literal["pass", "fail"] = "pass"
+    po_conditional: Literal["approve", "reject"] = "approve"
     tmux: TmuxConfig = Field(default_factory=TmuxConfig)
     logs: LogsConfig = Field(default_factory=LogsConfig)
     state_dir: Path = Path(STATE_DIR_NAME)

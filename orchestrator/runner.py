@@ -37,6 +37,7 @@ from orchestrator.runs import (
     save_report,
 )
 from orchestrator.sessions import new_run_id
+from orchestrator.standing import StartAt, StoryStanding
 
 STAGES = ("sm", "po", "dev", "qa")
 CHECKPOINT_FILE = "checkpoints.sqlite"
@@ -51,6 +52,7 @@ class RunOptions:
     simulate: bool = False
     resume: bool = False
     accept_changes: bool = False
+    start_at: StartAt | None = None  # with `only`: where those stories start
     live: bool | None = None  # None: a live board when stdout is a terminal
 
 
@@ -142,67 +144,47 @@ def story_policy(config: EpicConfig) -> dict[str, Any]:
         "max_revisions": config.max_revisions,
         "max_fix_rounds": config.max_fix_rounds,
         "concerns": config.concerns,
+        "po_conditional": config.po_conditional,
     }
 
 
-def preflight(config: EpicConfig, simulate: bool) -> list[str]:
-    """Problems that must stop the run before anything starts."""
+def preflight(config: EpicConfig, simulate: bool) -> tuple[list[str], list[str]]:
+    """(problems that must stop the run before anything starts, warnings to show)."""
+    from orchestrator.standing import project_checks
+
     problems = []
     if shutil.which("tmux") is None:
         problems.append(
             "tmux is not installed or not on PATH (Debian/Ubuntu: apt-get install tmux)"
         )
-    problems += project_problems(config.project)
     context = story_context(config, "preflight", simulate=simulate)
+    claude_stages = []
     for stage in STAGES:
         try:
-            binary = context.profile(stage).command[0]
-        except ValueError as exc:
+            profile = context.profile(stage)
+        except InputError as exc:
             problems.append(f"stages.{stage}.agent: {exc}")
             continue
+        binary = profile.command[0]
         if shutil.which(binary) is None and not Path(binary).is_file():
             problems.append(f"agent command {binary!r} ({stage}) is not on PATH")
-    return sorted(set(problems), key=problems.index)
+        if profile.name == "claude":
+            claude_stages.append(stage)
+    prefix = _slash_prefix(config.project)
+    project_problems, warnings = project_checks(
+        config.project, claude_prefixes=[prefix] if claude_stages and prefix else []
+    )
+    problems += project_problems
+    return sorted(set(problems), key=problems.index), warnings
 
 
-def project_problems(project: Path) -> list[str]:
-    """A BMad v4 project's core-config must load; a v6 project is refused, not half-driven."""
-    from orchestrator.bmad import CONFIG_FILE, BmadConfigError, BmadPaths
+def _slash_prefix(project: Path) -> str | None:
+    from orchestrator.bmad import BmadConfigError, BmadPaths
 
-    if not (project / CONFIG_FILE).exists() and any(
-        (project / folder).is_dir() for folder in ("_bmad", "bmad/bmm", ".bmad/bmm")
-    ):
-        return [
-            f"{project} is a BMad v6 project (no PO agent, no QA gate files); "
-            "this orchestrator drives the v4 SM -> PO -> Dev -> QA cycle (.bmad-core/)"
-        ]
     try:
-        paths = BmadPaths.load(project)
-    except BmadConfigError as exc:
-        return [str(exc)]
-    if paths.stories.exists() and not paths.stories.is_dir():
-        return [f"stories location {paths.stories} is not a folder"]
-    return []
-
-
-def start_stage(config: EpicConfig, story_id: str) -> str:
-    """Where a story starts, judging by its file: users can adopt the tool mid-epic."""
-    from orchestrator.bmad import BmadPaths, Status, find_story_file, normalise_status, read_status
-
-    story = find_story_file(BmadPaths.load(config.project).stories, story_id)
-    if story is None:
-        return "sm"
-    raw = read_status(story.read_text())
-    status = normalise_status(raw) if raw else None
-    return {
-        Status.DRAFT: "po",
-        Status.APPROVED: "dev",
-        Status.IN_PROGRESS: "dev",
-        Status.BLOCKED: "dev",
-        Status.REVIEW: "qa",
-        Status.READY_FOR_DONE: "qa",
-        Status.DONE: "done",
-    }.get(status, "sm")  # type: ignore[arg-type]
+        return BmadPaths.load(project).slash_prefix
+    except BmadConfigError:
+        return None
 
 
 def plan(config: EpicConfig, options: RunOptions) -> str:
@@ -210,11 +192,13 @@ def plan(config: EpicConfig, options: RunOptions) -> str:
     from orchestrator.bmad import BmadPaths, find_story_file
     from orchestrator.sessions import sanitise
     from orchestrator.stages import Stage, StageRequest, default_prompt, render_prompt
+    from orchestrator.standing import story_standing
 
     paths = BmadPaths.load(config.project)
     context = story_context(config, "dry-run", simulate=options.simulate)
     prefix = config.tmux.session_prefix
     selected = _selected(config, options.only)
+    start_at = _start_at(options)
     lines = [
         f"epic: {config.source}",
         f"project: {config.project}",
@@ -226,8 +210,12 @@ def plan(config: EpicConfig, options: RunOptions) -> str:
     for story in config.stories:
         if story.id not in selected:
             continue
-        start = start_stage(config, story.id)
+        standing = story_standing(paths, story.id, start_at=start_at)
         deps = f" after {', '.join(story.depends_on)}" if story.depends_on else ""
+        start = standing.start
+        if start is None:
+            lines.append(f"story {story.id}{deps}: not started: {standing.reason}")
+            continue
         lines.append(f"story {story.id}{deps}: starts at {start}")
         if start == "done":
             continue
@@ -250,6 +238,12 @@ def plan(config: EpicConfig, options: RunOptions) -> str:
     return "\n".join(lines)
 
 
+def _start_at(options: RunOptions) -> StartAt | None:
+    if options.start_at is not None and not options.only:
+        raise InputError("--start-at needs --only: name the stories that start there")
+    return options.start_at
+
+
 def _selected(config: EpicConfig, only: Iterable[str]) -> list[str]:
     chosen = set(only)
     unknown = chosen - set(config.story_ids)
@@ -264,6 +258,7 @@ class EpicRunner:
     def __init__(self, config: EpicConfig, options: RunOptions) -> None:
         self.config = config
         self.options = options
+        _start_at(options)
         self.selected = _selected(config, options.only)
         self.parallel = options.parallel or config.parallel
         self.reports: dict[str, StoryReport] = {}
@@ -459,7 +454,7 @@ class EpicRunner:
     def _dependency_verdict(self, story: str, deps: list[str]) -> str:
         for dep in deps:
             if dep not in self.selected:
-                if start_stage(self.config, dep) != "done":
+                if self._standing(dep).start != "done":
                     return f"depends on {dep}, which is not selected and not Done"
                 continue
             report = self.reports.get(dep)
@@ -468,6 +463,14 @@ class EpicRunner:
             if report.result not in ("done", "already done"):
                 return f"depends on {dep}, which {report.result}"
         return "ready"
+
+    def _standing(self, story: str, selected: bool = False) -> StoryStanding:
+        """Where `story` stands now; a selected story obeys `--start-at`."""
+        from orchestrator.bmad import BmadPaths
+        from orchestrator.standing import story_standing
+
+        start_at = self.options.start_at if selected else None
+        return story_standing(BmadPaths.load(self.config.project), story, start_at=start_at)
 
     def _record(self, report: StoryReport) -> None:
         self.reports[report.story_id] = report
@@ -498,10 +501,22 @@ class EpicRunner:
         snapshot = await self.graph.aget_state(thread)
         payload: dict[str, Any] | None = None  # None: continue this thread's checkpoint
         if not snapshot.values:
-            start = await asyncio.to_thread(start_stage, self.config, story)
-            if start == "done":
-                return StoryReport(story_id=story, result="already done")
-            payload = {"story_id": story, "start_at": start, "policy": story_policy(self.config)}
+            standing = await asyncio.to_thread(self._standing, story, True)
+            if standing.start is None:
+                return StoryReport(
+                    story_id=story,
+                    result="skipped",
+                    reason=standing.reason,
+                    story_file=standing.file,
+                    status_raw=standing.status_raw,
+                )
+            if standing.start == "done":
+                return StoryReport(story_id=story, result="already done", story_file=standing.file)
+            payload = {
+                "story_id": story,
+                "start_at": standing.start,
+                "policy": story_policy(self.config),
+            }
         if payload is not None or snapshot.next:
             self.display.story(story, "running")
             async for chunk in self.graph.astream(  # type: ignore[call-overload]
@@ -577,6 +592,8 @@ def _report(state: Any) -> StoryReport:
         attempts=state.attempts,
         po_revisions=state.po_revisions,
         qa_fix_rounds=state.qa_fix_rounds,
+        po_report=state.po_report,
+        po_conditions=state.po_conditions,
         seconds=state.timings,
         runs=[r.model_dump(mode="json") for r in state.runs],
         recovery_log=[e.model_dump(mode="json") for e in state.recovery_log],

@@ -38,10 +38,13 @@ class StoryReport(BaseModel):
     result: StoryResult
     reason: str | None = None
     story_file: str | None = None
+    status_raw: str | None = None  # of a story skipped because its Status could not be read
     outcomes: dict[str, str] = Field(default_factory=dict)
     attempts: dict[str, int] = Field(default_factory=dict)
     po_revisions: int = 0
     qa_fix_rounds: int = 0
+    po_report: str | None = None
+    po_conditions: list[str] = Field(default_factory=list)
     seconds: dict[str, float] = Field(default_factory=dict)
     runs: list[dict[str, Any]] = Field(default_factory=list)
     recovery_log: list[dict[str, Any]] = Field(default_factory=list)

@@ -44,6 +44,7 @@ from pathlib import Path
 from orchestrator.bmad import (
     BmadPaths,
     find_story_file,
+    po_report_path,
     read_status,
     set_status,
     slugify,
@@ -148,7 +149,17 @@ def parse_args(argv: list[str] | None = None) -> argparse.Namespace:
     parser.add_argument("--po-nogo", action="append", type=_count_spec, metavar="[ID=]N")
     parser.add_argument("--qa-fail", action="append", type=_count_spec, metavar="[ID=]N")
     parser.add_argument("--dev-blocked", metavar="all|ID[,ID]")
-    parser.add_argument("--qa-gate", default="PASS", choices=("PASS", "CONCERNS", "WAIVED"))
+    parser.add_argument(
+        "--qa-gate",
+        default="PASS",
+        metavar="VALUE",
+        help="the verdict of a passing review (PASS, CONCERNS, WAIVED, or an invented one)",
+    )
+    parser.add_argument(
+        "--po-conditional",
+        action="store_true",
+        help="a GO is written as 'CONDITIONAL GO' with a condition",
+    )
     parser.add_argument("--misbehave", choices=MISBEHAVIOURS)
     parser.add_argument("--misbehave-times", type=int, default=None, metavar="N")
     parser.add_argument("--misbehave-stage", choices=("sm", "po", "dev", "qa"))
@@ -224,12 +235,6 @@ def _epic_story(paths: BmadPaths, story_id: str) -> tuple[str, list[str]]:
     return f"Simulated story {story_id}", []
 
 
-def _remove_section(text: str, title: str) -> str:
-    return re.sub(
-        rf"\n*^##\s*{re.escape(title)}\s*$.*?(?=^##\s|\Z)", "\n\n", text, flags=re.M | re.S
-    )
-
-
 def _write_in_pieces(path: Path, text: str, pieces: bool) -> None:
     if not pieces:
         path.parent.mkdir(parents=True, exist_ok=True)
@@ -247,7 +252,7 @@ def _write_in_pieces(path: Path, text: str, pieces: bool) -> None:
 
 
 def revise_story(story: Path, *, in_steps: bool, pause: float = STEP_PAUSE) -> Path:
-    """SM revision after a NO-GO: sharpen the ACs, name the tests, then drop the findings.
+    """SM revision after a NO-GO: sharpen the ACs, name the tests, then log the revision.
 
     `in_steps` edits the file three times, `pause` apart, as an agent's editor would: the first
     edit already leaves a story with a Status, long before the revision is done.
@@ -261,7 +266,6 @@ def revise_story(story: Path, *, in_steps: bool, pause: float = STEP_PAUSE) -> P
     if in_steps:
         write_atomic(story, text)
         time.sleep(pause)
-    text = _remove_section(text, "PO Validation").rstrip() + "\n"
     text = text.replace(
         "\n## Dev Agent Record",
         f"| {_today()} | 0.2 | Revised per PO validation | Bob (SM, simulated) |\n"
@@ -279,12 +283,13 @@ def draft_story(
     *,
     pieces: bool,
     partial: bool,
+    revision: bool = False,
     in_steps: bool = False,
     pause: float = STEP_PAUSE,
 ) -> Path:
     """SM `*draft`: a full v4 story file with Status Draft (or a revision of the existing one)."""
     existing = find_story_file(paths.stories, story_id)
-    if existing is not None and "## PO Validation" in existing.read_text():
+    if existing is not None and revision:
         return revise_story(existing, in_steps=in_steps, pause=pause)
     title, criteria = _epic_story(paths, story_id)
     criteria = criteria or [f"The behaviour of story {story_id} works as described."]
@@ -317,19 +322,30 @@ def draft_story(
     return path
 
 
-def validate_story(story: Path, go: bool) -> str:
-    """PO `*validate-story-draft`: a `## PO Validation` section with the decision."""
+def validate_story(paths: BmadPaths, story_id: str, go: bool, *, conditional: bool = False) -> Path:
+    """PO `*validate-story-draft`: the report saved where the prompt asks, ending in a Decision.
+
+    The story file itself is not touched, as BMad's PO does not touch it.
+    """
     decision = "GO" if go else "NO-GO"
+    if go and conditional:
+        decision = "CONDITIONAL GO - add a test for the empty title"
     reasons = (
         "- Acceptance criteria are testable; tasks cover every AC."
         if go
         else "- AC 1 is not testable as written: state the observable result.\n"
         "- Tasks do not name the tests to add."
     )
-    body = f"Decision: {decision}\n\nValidated by Sarah (PO, simulated) on {_today()}.\n\n{reasons}"
-    # Appended, as the prompt asks: an earlier verdict stays visible above the new one.
-    write_atomic(story, f"{story.read_text().rstrip()}\n\n## PO Validation\n\n{body}\n")
-    return decision
+    report = po_report_path(paths, story_id)
+    report.parent.mkdir(parents=True, exist_ok=True)
+    stamp = datetime.now(UTC).isoformat(timespec="microseconds")
+    write_atomic(
+        report,
+        f"# Story {story_id} validation report\n\nValidated by Sarah (PO, simulated) at "
+        f"{stamp}.\n\n#### Critical Issues\n\n{reasons}\n\n#### Final Assessment\n\n"
+        f"- **Implementation Readiness Score**: {9 if go else 5}/10\n\nDecision: {decision}\n",
+    )
+    return report
 
 
 def develop_story(story: Path, *, blocked: bool, fix_round: bool) -> str:
@@ -378,7 +394,7 @@ def review_story(
     gate_text = (
         f"schema: 1\nstory: '{story_id}'\nstory_title: '{title}'\ngate: {gate}\n"
         f"status_reason: 'Simulated review.'\nreviewer: 'Quinn (Test Architect)'\n"
-        f"updated: '{datetime.now(UTC).isoformat(timespec='seconds')}'\n{issues}"
+        f"updated: '{datetime.now(UTC).isoformat(timespec='microseconds')}'\n{issues}"
         "waiver: { active: false }\n"
     )
     if gate_first:
@@ -394,8 +410,8 @@ def review_story(
     if results is None:
         text = text.rstrip() + "\n\n## QA Results\n\n" + entry
     else:
-        # BMad appends below the existing entries, inside the section (a `## PO Validation`
-        # may follow it), so the orchestrator's QA Results parser sees the Gate line.
+        # BMad appends below the existing entries, inside the section (another section may
+        # follow it).
         following = re.search(r"^##\s", text[results.end() :], re.M)
         end = results.end() + following.start() if following else len(text)
         text = f"{text[:end].rstrip()}\n\n{entry}" + (f"\n{text[end:]}" if following else "")
@@ -587,6 +603,7 @@ class Agent:
                 me.story_id,
                 pieces=self.misbehaving("pieces"),
                 partial=crash,
+                revision=prompt.lstrip().split("\n\n", 1)[-1].startswith("Revise story"),
                 in_steps=args.revise_in_steps,
                 pause=args.step_pause,
             )
@@ -604,7 +621,9 @@ class Agent:
             sys.exit(EXIT_MID_STAGE)
         if me.stage == "po":
             go = self.run > _per_story(args.po_nogo, me.story_id)
-            say(f"● PO decision: {validate_story(story, go)}")
+            report = validate_story(paths, me.story_id, go, conditional=args.po_conditional)
+            decision = "GO" if go else "NO-GO"
+            say(f"● PO decision: {decision} → {report.relative_to(paths.root)}")
         elif me.stage == "dev":
             blocked_ids = (args.dev_blocked or "").split(",")
             blocked = "all" in blocked_ids or me.story_id in blocked_ids

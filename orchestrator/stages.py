@@ -1,11 +1,11 @@
 """The BMad v4 stage conventions: what each stage is told, and when its output says it is done.
 
-| stage | prompt                                   | output valid (changed since the stage began)|
-|-------|------------------------------------------|--------------------------------------------|
-| sm    | `/{p}:agents:sm *draft` + YOLO, story X  | story file X exists with a Status          |
-| po    | `/{p}:agents:po *validate-story-draft F` | Status Approved, or a new `Decision:` line |
-| dev   | `/{p}:agents:dev *develop-story F`       | Status Review / Ready for Done, or Blocked |
-| qa    | `/{p}:agents:qa *review F`               | a gate file for X with a valid `gate:`     |
+Outputs count only when changed since the stage began:
+- sm: `/{p}:agents:sm *draft` + YOLO, story X -> story file X with a Status.
+- po: `/{p}:agents:po *validate-story-draft F` + save the report under qa/assessments -> a PO
+  report with a Decision line (or a new Decision line in the story, or Status Approved).
+- dev: `/{p}:agents:dev *develop-story F` -> Status review (Ready for Review...) or Blocked.
+- qa: `/{p}:agents:qa *review F` -> a gate for X with a verdict (an unknown one is invalid).
 
 Checks are pure functions of the files (the watermark and the baseline's digests), so the waiter
 can re-run them on every file event and a half-written file simply means "not yet". A valid
@@ -14,22 +14,27 @@ output is half of "done": the waiter also waits for the agent's turn to end.
 
 from __future__ import annotations
 
-import hashlib
 import string
 from dataclasses import dataclass, field
 from enum import StrEnum
 from pathlib import Path
+from typing import Literal
 
 from orchestrator.bmad import (
+    UNKNOWN,
     BmadPaths,
-    Status,
+    WorkflowState,
+    conditions_of,
+    digest,
     find_gate,
     find_story_file,
     gate_files,
-    normalise_status,
-    read_po_decisions,
-    read_status,
+    po_report_files,
+    po_report_path,
+    read_po_decision_lines,
     read_story_gates,
+    read_story_status,
+    read_text,
 )
 
 
@@ -40,13 +45,8 @@ class Stage(StrEnum):
     QA = "qa"
 
 
-OUTCOMES: dict[Stage, tuple[str, ...]] = {
-    Stage.SM: ("drafted",),
-    Stage.PO: ("approved", "rejected"),
-    Stage.DEV: ("implemented", "blocked"),
-    Stage.QA: ("PASS", "CONCERNS", "FAIL", "WAIVED"),
-}
 PROMPT_FIELDS = ("story_id", "story_file", "slash_prefix", "stories_dir", "gates_dir", "stage")
+PoConditional = Literal["approve", "reject"]
 
 
 @dataclass(frozen=True)
@@ -58,6 +58,8 @@ class StageRequest:
     story_file: Path | None = None
     revision: bool = False  # SM again after a PO NO-GO
     fix_round: bool = False  # Dev again after a QA FAIL
+    po_report: Path | None = None  # the NO-GO report an SM revision works from
+    po_conditional: PoConditional = "approve"
 
 
 @dataclass(frozen=True)
@@ -74,29 +76,30 @@ class StageBaseline:
     story_gates: int = 0
     story_digest: str | None = None
     gate_digests: dict[str, str] = field(default_factory=dict)
+    report_digests: dict[str, str] = field(default_factory=dict)
 
 
 @dataclass(frozen=True)
 class StageOutput:
-    """A stage's outcome, and when the file that says so was written (`written_ns`)."""
+    """A stage's outcome, and when the file that says so was written (`written_ns`).
+
+    `invalid` says why an output that is there cannot be used (a gate whose verdict is none of
+    the four): the attempt then ends as `invalid_output` instead of waiting for more.
+    """
 
     outcome: str
     story_file: Path | None
     detail: str = ""
     written_ns: int = 0
-
-
-def _relative(path: Path, paths: BmadPaths) -> str:
-    try:
-        return str(path.resolve().relative_to(paths.root))
-    except ValueError:
-        return str(path)
+    invalid: str | None = None
+    report: Path | None = None
+    conditions: tuple[str, ...] = ()
 
 
 def _story_file_text(request: StageRequest, paths: BmadPaths) -> str:
     if request.story_file is not None:
-        return _relative(request.story_file, paths)
-    return _relative(paths.stories / f"{request.story_id}.story.md", paths)
+        return paths.relative(request.story_file)
+    return paths.relative(paths.stories / f"{request.story_id}.story.md")
 
 
 def prompt_fields(request: StageRequest, paths: BmadPaths) -> dict[str, str]:
@@ -104,8 +107,8 @@ def prompt_fields(request: StageRequest, paths: BmadPaths) -> dict[str, str]:
         "story_id": request.story_id,
         "story_file": _story_file_text(request, paths),
         "slash_prefix": paths.slash_prefix,
-        "stories_dir": _relative(paths.stories, paths),
-        "gates_dir": _relative(paths.gates, paths),
+        "stories_dir": paths.relative(paths.stories),
+        "gates_dir": paths.relative(paths.gates),
         "stage": request.stage.value,
     }
 
@@ -149,8 +152,10 @@ def render_prompt(template: str, request: StageRequest, paths: BmadPaths) -> str
 
 
 UNATTENDED = (
-    "You are running unattended inside an automated BMad pipeline: nobody will answer questions. "
-    "Use YOLO mode for every checklist and never wait for input."
+    "You are running unattended inside an automated BMad pipeline: nobody will answer "
+    "questions. Use YOLO mode: skip every elicitation stop (elicit: true sections, numbered "
+    "menus, 'select 1-9' prompts) and choose sensible answers yourself; never ask a question "
+    "and never wait for input."
 )
 
 
@@ -162,26 +167,35 @@ def default_prompt(request: StageRequest, paths: BmadPaths) -> str:
         head = f"/{p}:agents:sm *draft"
         task = (
             f"Draft story {f['story_id']} now and write it to {f['story_file']} with Status Draft. "
-            f"Do not draft any other story and do not ask to override incomplete stories."
+            "Do not draft any other story; if earlier stories look incomplete, do not ask to "
+            "override or accept the risk: go on with this one."
         )
         if request.revision:
+            findings = (
+                f"in the PO validation report {paths.relative(request.po_report)}"
+                if request.po_report is not None
+                else "the PO gave (the Decision line and the reasons with it)"
+            )
             task = (
-                f"Revise story {f['story_id']} in {f['story_file']} per the findings in its "
-                f"## PO Validation section: fix every issue listed there, remove that section, "
-                f"and keep Status Draft."
+                f"Revise story {f['story_id']} in {f['story_file']} per the findings {findings}: "
+                "fix every issue it lists, critical ones first, keep Status Draft, and add a "
+                "Change Log row for the revision. Do not ask to override anything."
             )
     elif request.stage is Stage.PO:
         head = f"/{p}:agents:po *validate-story-draft {f['story_file']}"
+        report = paths.relative(po_report_path(paths, request.story_id))
         task = (
-            f"When the validation is complete, append to {f['story_file']} a section "
-            f"'## PO Validation' containing the line 'Decision: GO' or 'Decision: NO-GO' "
-            f"followed by your reasons. Do not change anything else in the story."
+            f"Save your complete validation report as {report}, ending with the line "
+            "'Decision: GO' or 'Decision: NO-GO' (or 'Decision: CONDITIONAL GO' followed by the "
+            "conditions). Do not change the story file."
         )
     elif request.stage is Stage.DEV:
         command = "*review-qa" if request.fix_round else "*develop-story"
         head = f"/{p}:agents:dev {command} {f['story_file']}"
         task = (
             f"Apply the fixes from the latest QA gate in {f['gates_dir']}/{f['story_id']}-*.yml. "
+            "Run this project's own lint and test commands (its package.json scripts, Makefile, "
+            "pyproject or README), not the deno commands apply-qa-fixes names. "
             if request.fix_round
             else "Implement every task of the story. "
         )
@@ -192,9 +206,11 @@ def default_prompt(request: StageRequest, paths: BmadPaths) -> str:
     else:
         head = f"/{p}:agents:qa *review {f['story_file']}"
         task = (
-            f"Write the QA Results section and the gate file "
+            f"Write both the QA Results entry in the story and the gate file "
             f"{f['gates_dir']}/{f['story_id']}-<slug>.yml with gate PASS, CONCERNS, FAIL or "
-            f"WAIVED. Do not change the story's Status."
+            "WAIVED. If a blocking condition stops the review (an empty File List, missing "
+            "sections), do not ask: write a FAIL gate whose status_reason says why. Do not "
+            "change the story's Status."
         )
     return f"{head}\n\n{task} {UNATTENDED}"
 
@@ -202,9 +218,10 @@ def default_prompt(request: StageRequest, paths: BmadPaths) -> str:
 def nudge_prompt(request: StageRequest, paths: BmadPaths) -> str:
     """What to type when the agent stopped (or asked) before writing the stage's output."""
     f = prompt_fields(request, paths)
+    report = paths.relative(po_report_path(paths, request.story_id))
     output = {
         Stage.SM: f"story {f['story_id']} to {f['story_file']} with its Status",
-        Stage.PO: f"your 'Decision: GO' or 'Decision: NO-GO' line for {f['story_file']}",
+        Stage.PO: f"the report {report} ending with 'Decision: GO' or 'Decision: NO-GO'",
         Stage.DEV: (
             f"the Status 'Ready for Review' in {f['story_file']} (or 'Blocked' with the reason "
             "in the Dev Agent Record)"
@@ -223,10 +240,6 @@ def nudge_prompt(request: StageRequest, paths: BmadPaths) -> str:
 # --- completion ---------------------------------------------------------------------------------
 
 
-def digest(data: bytes) -> str:
-    return hashlib.sha256(data).hexdigest()
-
-
 @dataclass(frozen=True)
 class _Story:
     path: Path
@@ -243,34 +256,29 @@ def _fresh_story(
         return None
     try:
         written = path.stat().st_mtime_ns
-        if written < since_ns:
+        if written < since_ns or digest(path) == baseline.story_digest:
             return None
-        data = path.read_bytes()
-    except FileNotFoundError:
-        return None
-    if digest(data) == baseline.story_digest:
-        return None
-    try:
-        return _Story(path, data.decode(), written)
-    except UnicodeDecodeError:
+        return _Story(path, read_text(path), written)
+    except (FileNotFoundError, UnicodeDecodeError):
         return None
 
 
 def take_baseline(request: StageRequest, paths: BmadPaths) -> StageBaseline:
-    """What the story and its gates hold before the stage starts."""
-    gates = {str(p): digest(p.read_bytes()) for p in gate_files(paths.gates, request.story_id)}
+    """What the story, its gates and its PO reports hold before the stage starts."""
+    gates = {str(p): digest(p) or "" for p in gate_files(paths, request.story_id)}
+    reports = {str(p): digest(p) or "" for p in po_report_files(paths, request.story_id)}
     path = find_story_file(paths.stories, request.story_id)
     if path is None:
-        return StageBaseline(gate_digests=gates)
-    data = path.read_bytes()
-    text = data.decode()
-    decisions = read_po_decisions(text)
+        return StageBaseline(gate_digests=gates, report_digests=reports)
+    text = read_text(path)
+    decisions = read_po_decision_lines(text)
     return StageBaseline(
         po_decisions=len(decisions),
-        last_po_decision=decisions[-1] if decisions else None,
+        last_po_decision=decisions[-1][0] if decisions else None,
         story_gates=len(read_story_gates(text)),
-        story_digest=digest(data),
+        story_digest=digest(path),
         gate_digests=gates,
+        report_digests=reports,
     )
 
 
@@ -281,51 +289,107 @@ def check_stage_output(
     since_ns: int,
     baseline: StageBaseline = StageBaseline(),
 ) -> StageOutput | None:
-    """The stage's outcome if its output (written at or after `since_ns`) says it is done."""
+    """The stage's outcome if its output (changed since the stage began) says it is done."""
     if request.stage is Stage.QA:
-        gate = find_gate(
-            paths,
-            request.story_id,
-            since_ns=since_ns,
-            story_gates_before=baseline.story_gates,
-            unchanged=baseline.gate_digests,
-        )
-        if gate is None:
-            return None
-        return StageOutput(
-            gate.value,
-            find_story_file(paths.stories, request.story_id),
-            str(gate.path),
-            gate.mtime_ns,
-        )
+        return _qa_output(request, paths, since_ns, baseline)
+    if request.stage is Stage.PO:
+        report = _po_report_output(request, paths, since_ns, baseline)
+        if report is not None:
+            return report
     story = _fresh_story(request, paths, since_ns, baseline)
     if story is None:
         return None
-    text, written = story.text, story.written_ns
-    status = normalise_status(read_status(text))
+    status = read_story_status(story.text)
+    written = story.written_ns
     if request.stage is Stage.SM:
-        return StageOutput("drafted", story.path, written_ns=written) if read_status(text) else None
+        return StageOutput("drafted", story.path, written_ns=written) if status.raw else None
     if request.stage is Stage.PO:
-        decisions = read_po_decisions(text)
+        decisions = read_po_decision_lines(story.text)
         # A new Decision line, or the PO rewrote the old one in place with the other verdict.
         if decisions and (
-            len(decisions) > baseline.po_decisions or decisions[-1] != baseline.last_po_decision
+            len(decisions) > baseline.po_decisions or decisions[-1][0] != baseline.last_po_decision
         ):
-            verdict = decisions[-1]
-            outcome = "approved" if verdict == "GO" else "rejected"
-            return StageOutput(outcome, story.path, verdict, written)
-        if status is Status.APPROVED:
+            verdict, rest = decisions[-1]
+            return _po_output(request, verdict, story.path, written, None, (rest,) if rest else ())
+        if status.state == WorkflowState.APPROVED:
             return StageOutput("approved", story.path, "Status Approved", written)
         return None
-    if status in (Status.REVIEW, Status.READY_FOR_DONE):
-        return StageOutput("implemented", story.path, read_status(text) or "", written)
-    if status is Status.BLOCKED:
-        return StageOutput("blocked", story.path, "Status Blocked", written)
+    if status.state in (WorkflowState.REVIEW, WorkflowState.DONE):
+        return StageOutput("implemented", story.path, status.raw or "", written)
+    if status.state == WorkflowState.BLOCKED:
+        return StageOutput("blocked", story.path, status.raw or "", written)
     return None
+
+
+def _po_report_output(
+    request: StageRequest, paths: BmadPaths, since_ns: int, baseline: StageBaseline
+) -> StageOutput | None:
+    """The decision of a PO report this stage wrote (the newest, if it wrote several)."""
+    reports = []
+    for path in po_report_files(paths, request.story_id):
+        try:
+            written = path.stat().st_mtime_ns
+        except FileNotFoundError:
+            continue
+        if written >= since_ns and baseline.report_digests.get(str(path)) != digest(path):
+            reports.append((written, path))
+    for written, path in sorted(reports, reverse=True):
+        try:
+            text = read_text(path)
+        except (OSError, UnicodeDecodeError):
+            continue
+        decisions = read_po_decision_lines(text)
+        if decisions:
+            verdict, rest = decisions[-1]
+            conditions = tuple(conditions_of(text, rest)) if "CONDITIONAL" in verdict else ()
+            story = find_story_file(paths.stories, request.story_id)
+            return _po_output(request, verdict, story, written, path, conditions)
+    return None
+
+
+def _po_output(
+    request: StageRequest,
+    verdict: str,
+    story: Path | None,
+    written: int,
+    report: Path | None,
+    conditions: tuple[str, ...],
+) -> StageOutput:
+    if verdict == "CONDITIONAL GO":
+        approved = request.po_conditional == "approve"
+        outcome = "approved" if approved else "rejected"
+        return StageOutput(outcome, story, verdict, written, report=report, conditions=conditions)
+    outcome = "approved" if verdict == "GO" else "rejected"
+    return StageOutput(outcome, story, verdict, written, report=report)
+
+
+def _qa_output(
+    request: StageRequest, paths: BmadPaths, since_ns: int, baseline: StageBaseline
+) -> StageOutput | None:
+    gate = find_gate(
+        paths,
+        request.story_id,
+        since_ns=since_ns,
+        story_gates_before=baseline.story_gates,
+        unchanged=baseline.gate_digests,
+    )
+    if gate is None:
+        return None
+    story = find_story_file(paths.stories, request.story_id)
+    if gate.value == UNKNOWN:
+        why = (
+            f"the QA gate {paths.relative(gate.path)} has verdict {gate.raw or '(none)'!r}, "
+            "which is none of PASS, CONCERNS, FAIL, WAIVED"
+        )
+        return StageOutput(UNKNOWN, story, str(gate.path), gate.mtime_ns, invalid=why)
+    return StageOutput(gate.value, story, str(gate.path), gate.mtime_ns)
 
 
 def watch_dirs(request: StageRequest, paths: BmadPaths) -> list[Path]:
     """The folders whose changes can complete the stage."""
     if request.stage is Stage.QA:
-        return [paths.stories, paths.gates]
+        per_story = [folder / request.story_id for folder in paths.gate_dirs[:1]]
+        return [paths.stories, *paths.gate_dirs, *per_story]
+    if request.stage is Stage.PO:
+        return [paths.stories, paths.assessments]
     return [paths.stories]

@@ -25,7 +25,9 @@ if TYPE_CHECKING:
     from orchestrator.sessions import AgentSession, TmuxAgentManager
 
 T = TypeVar("T")
-WaitReason = Literal["done", "agent_gone", "timeout", "stalled", "cancelled", "needs_input"]
+WaitReason = Literal[
+    "done", "agent_gone", "timeout", "stalled", "cancelled", "needs_input", "invalid_output"
+]
 TurnEnd = Literal["signal", "exit", "quiet", "immediate"]
 NudgeReason = Literal["turn_end", "attention"]
 

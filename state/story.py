@@ -15,7 +15,16 @@ from pydantic import BaseModel, Field
 
 StageName = Literal["sm", "po", "dev", "qa"]
 STAGES: tuple[StageName, ...] = ("sm", "po", "dev", "qa")
-EndReason = Literal["done", "agent_gone", "timeout", "stalled", "cancelled", "needs_input", "error"]
+EndReason = Literal[
+    "done",
+    "agent_gone",
+    "timeout",
+    "stalled",
+    "cancelled",
+    "needs_input",
+    "invalid_output",
+    "error",
+]
 
 
 def merge(left: dict | None, right: dict | None) -> dict:
@@ -38,6 +47,7 @@ class StoryPolicy(BaseModel):
     max_revisions: int = 1
     max_fix_rounds: int = 2
     concerns: Literal["pass", "fail"] = "pass"
+    po_conditional: Literal["approve", "reject"] = "approve"
 
     def attempts_allowed(self, stage: str) -> int:
         return self.max_attempts.get(stage, 2)
@@ -104,6 +114,8 @@ class StoryState(BaseModel):
     attempts: Annotated[dict[str, int], merge] = Field(default_factory=dict)
     po_revisions: int = 0
     qa_fix_rounds: int = 0
+    po_report: str | None = None  # the PO's last validation report, if it wrote one
+    po_conditions: list[str] = Field(default_factory=list)  # of a CONDITIONAL GO
 
     runs: Annotated[list[AttemptRecord], operator.add] = Field(default_factory=list)
     timings: Annotated[dict[str, float], add_up] = Field(default_factory=dict)

@@ -64,3 +64,30 @@ def demo(tmp_path: Path) -> Path:
     project = tmp_path / "demo"
     shutil.copytree(DEMO, project)
     return project
+
+
+BMAD_V4 = "bmad-method@4.44.3"
+
+
+@pytest.fixture(scope="session")
+def bmad_v4_install(tmp_path_factory: pytest.TempPathFactory) -> Path:
+    """A real BMad v4.44.3 project made by BMad's own installer from the npm registry, once
+    per test session (copy it before changing anything)."""
+    import subprocess
+
+    npx = shutil.which("npx")
+    if npx is None:
+        pytest.skip("npx (Node.js) is not installed: BMad's own installer cannot run here")
+    target = tmp_path_factory.mktemp("bmad-v4") / "project"
+    target.mkdir()
+    command = [npx, "--yes", BMAD_V4, "install", "--full", "--directory", str(target)]
+    command += ["--ide", "claude-code"]
+    output = ""
+    for _ in range(3):  # the registry is the network: a transient failure gets another try
+        result = subprocess.run(
+            command, stdin=subprocess.DEVNULL, capture_output=True, text=True, timeout=600
+        )
+        output = result.stdout + result.stderr
+        if result.returncode == 0 and (target / ".bmad-core" / "install-manifest.yaml").exists():
+            return target
+    pytest.fail(f"the BMad installer failed: {output[-2000:]}")

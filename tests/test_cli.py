@@ -284,24 +284,39 @@ def test_a_project_that_cannot_be_driven_is_refused_before_anything_starts(
     assert not libtmux.Server(socket_name=socket).is_alive()
 
 
-async def test_an_unexpected_error_fails_its_story_and_keeps_the_run_resumable(
-    demo: Path, socket: str
-) -> None:
+async def test_an_unreadable_story_is_skipped_and_the_others_go_on(demo: Path, socket: str) -> None:
     stories_dir = demo / "docs" / "stories"
     stories_dir.mkdir(parents=True)
     (stories_dir / "1.1.story.md").write_bytes(b"# Story 1.1\n\n## Status\n\n\xff\xfe\n")
     result = cli(write_epic(demo, socket, stories=["1.1", "1.3"], parallel=1))
     assert result.returncode == 1, result.stdout + result.stderr
     by_id = stories(report(demo))
+    assert by_id["1.1"]["result"] == "skipped"
+    assert "cannot be read (UnicodeDecodeError)" in by_id["1.1"]["reason"]
+    assert by_id["1.3"]["result"] == "done"
+    assert "1.1" not in runs(demo)  # nothing was started on it
+
+
+async def test_an_unexpected_error_fails_its_story_and_keeps_the_run_resumable(
+    demo: Path, socket: str
+) -> None:
+    stories_dir = demo / "docs" / "stories"
+    stories_dir.mkdir(parents=True)
+    story = stories_dir / "1.1.story.md"
+    story.write_bytes(b"# Story 1.1\n\n## Status\n\n\xff\xfe\n")
+    epic = write_epic(demo, socket, stories=["1.1", "1.3"], parallel=1)
+    # Started at Dev by hand, the story's unreadable file breaks the stage before any agent.
+    result = cli(epic, "--only", "1.1", "--start-at", "dev")
+    assert result.returncode == 1, result.stdout + result.stderr
+    by_id = stories(report(demo))
     assert by_id["1.1"]["result"] == "error"
     assert "UnicodeDecodeError" in by_id["1.1"]["reason"]
-    assert by_id["1.3"]["result"] == "done"  # the other story was not taken down with it
     (record,) = load_records(demo / ".bmad-orchestrator")
     assert not record.finished  # so --resume can pick it up once the file is fixed
     assert await sessions_left(demo, socket) == []
 
-    (stories_dir / "1.1.story.md").unlink()
-    resumed = cli(demo / "epic.yaml", "--resume")
+    story.write_text("# Story 1.1: Add a todo\n\n## Status\n\nApproved\n\n## QA Results\n")
+    resumed = cli(epic, "--resume")
     assert resumed.returncode == 0, resumed.stdout + resumed.stderr
-    assert runs(demo)["1.3"] == {"sm": 1, "po": 1, "dev": 1, "qa": 1}  # not run again
+    assert runs(demo) == {"1.1": {"dev": 1, "qa": 1}}
     assert stories(report(demo))["1.1"]["result"] == "done"

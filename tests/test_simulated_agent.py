@@ -227,19 +227,24 @@ def test_sm_reads_criteria_nested_under_a_sub_heading(project: Path) -> None:
 # --- PO ------------------------------------------------------------------------------------------
 
 
-def test_po_appends_a_go_decision(project: Path, drafted: Path) -> None:
+def test_po_saves_its_report_and_leaves_the_story_alone(project: Path, drafted: Path) -> None:
+    before = drafted.read_bytes()
     output = run_stage(project, Stage.PO)
     assert (output.outcome, output.story_file, output.detail) == ("approved", drafted, "GO")
-    text = drafted.read_text()
-    assert "Decision: GO" in section(text, "PO Validation")
-    assert read_status(text) == "Draft"  # PO only reports; the orchestrator approves
+    assert output.report is not None
+    assert output.report.parent == project / "docs" / "qa" / "assessments"
+    assert output.report.name.startswith("1.1-po-validation-")
+    assert read_po_decisions(output.report.read_text()) == ["GO"]
+    assert drafted.read_bytes() == before  # PO only reports; the orchestrator approves
 
 
 def test_po_nogo_for_the_first_runs_of_one_story(project: Path, drafted: Path) -> None:
-    assert run_stage(project, Stage.PO, "1.1", "--po-nogo", "1.1=1").outcome == "rejected"
-    assert read_po_decisions(drafted.read_text()) == ["NO-GO"]
+    first = run_stage(project, Stage.PO, "1.1", "--po-nogo", "1.1=1")
+    assert first.outcome == "rejected" and first.report is not None
+    assert read_po_decisions(first.report.read_text()) == ["NO-GO"]
     assert run_stage(project, Stage.PO, "1.1", "--po-nogo", "1.1=1").outcome == "approved"
-    assert read_po_decisions(drafted.read_text()) == ["NO-GO", "GO"]  # appended, not replaced
+    assert read_po_decisions(first.report.read_text()) == ["GO"]  # the day's report, rewritten
+    assert read_po_decisions(drafted.read_text()) == []
     assert runs(project) == {"1.1": {"po": 2}}
 
 
@@ -365,8 +370,9 @@ def test_the_full_chain_is_accepted_by_the_real_parsers(project: Path, prd: Path
     assert run_stage(project, Stage.PO, "1.1", "--po-nogo", "1").outcome == "rejected"
     assert run_stage(project, Stage.SM, revision=True).outcome == "drafted"
     story = project / "docs" / "stories" / "1.1.story.md"
-    assert "## PO Validation" not in story.read_text()  # the revision removed the findings
-    assert run_stage(project, Stage.PO, "1.1", "--po-nogo", "1").outcome == "approved"
+    assert "Revised per PO validation" in story.read_text()  # the revision's last edit
+    approval = run_stage(project, Stage.PO, "1.1", "--po-nogo", "1")
+    assert approval.outcome == "approved" and approval.report is not None
     set_status(story, "Approved")  # the orchestrator's move after a GO
     assert run_stage(project, Stage.DEV).outcome == "implemented"
     assert run_stage(project, Stage.QA, "1.1", "--qa-fail", "1").outcome == "FAIL"
@@ -376,7 +382,8 @@ def test_the_full_chain_is_accepted_by_the_real_parsers(project: Path, prd: Path
     assert run_stage(project, Stage.QA, "1.1", "--qa-fail", "1").outcome == "PASS"
     text = story.read_text()
     assert read_status(text) == "Ready for Review"
-    assert read_po_decisions(text) == ["GO"]
+    assert read_po_decisions(approval.report.read_text()) == ["GO"]
+    assert read_po_decisions(text) == []  # the PO wrote its report, not into the story
     assert read_story_gates(text) == [("FAIL", GATE), ("PASS", GATE)]
     assert runs(project) == {"1.1": {"sm": 2, "po": 2, "dev": 2, "qa": 2}}
 
@@ -384,9 +391,11 @@ def test_the_full_chain_is_accepted_by_the_real_parsers(project: Path, prd: Path
 # --- turns, as real agents take them ------------------------------------------------------------
 
 
-def start(project: Path, stage: Stage, *flags: str, typed: bool = False) -> Agent:
+def start(
+    project: Path, stage: Stage, *flags: str, typed: bool = False, revision: bool = False
+) -> Agent:
     paths = BmadPaths.load(project)
-    request = StageRequest(stage, "1.1", find_story_file(paths.stories, "1.1"))
+    request = StageRequest(stage, "1.1", find_story_file(paths.stories, "1.1"), revision)
     prompt = default_prompt(request, paths)
     return Agent(project, stage.value, "1.1", *flags, prompt=prompt, typed=typed)
 
@@ -418,11 +427,11 @@ def test_a_revision_in_steps_spreads_its_writes_over_a_second(project: Path, prd
     run_stage(project, Stage.PO, "1.1", "--po-nogo", "1")
     story = project / "docs" / "stories" / "1.1.story.md"
     before = story.read_text()
-    agent = start(project, Stage.SM, "--revise-in-steps")
+    agent = start(project, Stage.SM, "--revise-in-steps", revision=True)
     try:
         agent.wait_for(lambda: story.read_text() != before, "the first edit")
         first = time.monotonic()
-        agent.wait_for(lambda: "## PO Validation" not in story.read_text(), "the last edit")
+        agent.wait_for(lambda: "Revised per PO" in story.read_text(), "the last edit")
         assert time.monotonic() - first >= 0.8  # two pauses of 0.5 s between three writes
     finally:
         agent.kill()

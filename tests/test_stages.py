@@ -56,24 +56,45 @@ def test_sm_prompt_drafts_the_story(paths: BmadPaths) -> None:
     prompt = default_prompt(StageRequest(Stage.SM, "1.1"), paths)
     assert prompt.splitlines()[0] == "/BMad:agents:sm *draft"
     assert "docs/stories/1.1.story.md" in prompt
-    assert "PO Validation" not in prompt
+    assert "do not ask to override" in prompt  # create-next-story's risk question
+    assert "report" not in prompt
 
 
-def test_sm_revision_prompt_points_at_the_po_findings(paths: BmadPaths) -> None:
-    request = StageRequest(Stage.SM, "1.1", paths.stories / "1.1.story.md", revision=True)
+def test_sm_revision_prompt_points_at_the_po_report(paths: BmadPaths) -> None:
+    report = paths.assessments / "1.1-po-validation-20261126.md"
+    request = StageRequest(
+        Stage.SM, "1.1", paths.stories / "1.1.story.md", revision=True, po_report=report
+    )
     prompt = default_prompt(request, paths)
     assert prompt.splitlines()[0] == "/BMad:agents:sm *draft"
-    assert "PO Validation" in prompt
-    assert "docs/stories/1.1.story.md" in prompt
+    assert "PO validation report docs/qa/assessments/1.1-po-validation-20261126.md" in prompt
+    assert "docs/stories/1.1.story.md" in prompt and "Do not ask to override" in prompt
 
 
-def test_po_prompt_validates_the_story_file_and_asks_for_a_decision(paths: BmadPaths) -> None:
+def test_po_prompt_asks_for_a_saved_report_ending_in_a_decision(paths: BmadPaths) -> None:
     request = StageRequest(Stage.PO, "1.1", paths.stories / "1.1.story.md")
     prompt = default_prompt(request, paths)
     assert (
         prompt.splitlines()[0] == "/BMad:agents:po *validate-story-draft docs/stories/1.1.story.md"
     )
-    assert "Decision: GO" in prompt and "Decision: NO-GO" in prompt
+    assert "Save your complete validation report as docs/qa/assessments/1.1-po-validation-" in (
+        prompt
+    )
+    assert "'Decision: GO' or 'Decision: NO-GO'" in prompt
+    assert "Do not change the story file" in prompt
+
+
+def test_every_prompt_is_for_an_unattended_run(paths: BmadPaths) -> None:
+    story_file = paths.stories / "1.1.story.md"
+    for stage in Stage:
+        prompt = default_prompt(StageRequest(stage, "1.1", story_file), paths)
+        assert "YOLO" in prompt and "elicit: true" in prompt and "never ask" in prompt
+
+
+def test_qa_prompt_turns_a_blocking_condition_into_a_fail_gate(paths: BmadPaths) -> None:
+    prompt = default_prompt(StageRequest(Stage.QA, "1.1", paths.stories / "1.1.story.md"), paths)
+    assert "write a FAIL gate" in prompt and "empty File List" in prompt
+    assert "Write both the QA Results entry" in prompt
 
 
 def test_dev_prompt_develops_and_a_fix_round_reviews_qa(paths: BmadPaths) -> None:
@@ -85,6 +106,7 @@ def test_dev_prompt_develops_and_a_fix_round_reviews_qa(paths: BmadPaths) -> Non
     assert fix.splitlines()[0] == "/BMad:agents:dev *review-qa docs/stories/1.1.story.md"
     assert "docs/qa/gates/1.1-*.yml" in fix
     assert "*develop-story" not in fix
+    assert "own lint and test commands" in fix and "not the deno commands" in fix
 
 
 def test_qa_prompt_reviews_the_story_and_names_the_gate_folder(paths: BmadPaths) -> None:
@@ -263,11 +285,18 @@ def test_qa_outcome_is_the_gate_value(paths: BmadPaths, value: str) -> None:
     assert (output.outcome, output.story_file, output.detail) == (value, path, str(gate))
 
 
-def test_a_malformed_or_stale_gate_is_not_done(paths: BmadPaths) -> None:
+def test_a_gate_whose_verdict_is_none_of_the_four_is_invalid_output(paths: BmadPaths) -> None:
     story(paths, "Ready for Review", mtime_ns=STALE)
-    gate = write(paths.gates / "1.1-add-a-todo.yml", "schema: 1\ngate: [PASS\n")
-    assert check(Stage.QA, paths) is None
-    write(gate, "gate: PASS\n", mtime_ns=STALE)
+    write(paths.gates / "1.1-add-a-todo.yml", "schema: 1\ngate: EXCELLENT # best ever\n")
+    output = check(Stage.QA, paths)
+    assert output is not None and output.outcome == "unknown"
+    assert output.invalid is not None
+    assert "docs/qa/gates/1.1-add-a-todo.yml" in output.invalid and "'EXCELLENT" in output.invalid
+
+
+def test_a_stale_gate_is_not_done(paths: BmadPaths) -> None:
+    story(paths, "Ready for Review", mtime_ns=STALE)
+    write(paths.gates / "1.1-add-a-todo.yml", "gate: PASS\n", mtime_ns=STALE)
     assert check(Stage.QA, paths) is None
     write(paths.gates / "1.10-other.yml", "gate: PASS\n")
     assert check(Stage.QA, paths) is None
@@ -285,9 +314,12 @@ def test_qa_falls_back_to_a_new_gate_line_beyond_the_baseline(paths: BmadPaths) 
     assert output is not None and output.outcome == "CONCERNS"
 
 
-def test_watch_dirs_include_gates_only_for_qa(paths: BmadPaths) -> None:
-    assert watch_dirs(StageRequest(Stage.QA, "1.1"), paths) == [paths.stories, paths.gates]
-    for stage in (Stage.SM, Stage.PO, Stage.DEV):
+def test_each_stage_watches_the_folders_its_output_can_land_in(paths: BmadPaths) -> None:
+    qa = watch_dirs(StageRequest(Stage.QA, "1.1"), paths)
+    assert qa[:2] == [paths.stories, paths.gates]
+    assert set(paths.gate_dirs) | {paths.gates / "1.1"} <= set(qa)
+    assert watch_dirs(StageRequest(Stage.PO, "1.1"), paths) == [paths.stories, paths.assessments]
+    for stage in (Stage.SM, Stage.DEV):
         assert watch_dirs(StageRequest(stage, "1.1"), paths) == [paths.stories]
 
 

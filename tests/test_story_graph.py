@@ -87,10 +87,15 @@ async def test_po_no_go_once_then_go(run_story, project: Path) -> None:
     assert final.po_revisions == 1
     assert runs(project)["sm"] == 2 and runs(project)["po"] == 2
     revise = prompts(project, "agents:sm")
-    assert "PO Validation" not in revise[0] and "PO Validation" in revise[1]
-    # The revision was not cut off: its last write removed the NO-GO findings.
+    assert "validation report" not in revise[0]
+    assert final.po_report is not None and Path(final.po_report).exists()
+    report = Path(final.po_report).relative_to(project)
+    assert f"per the findings in the PO validation report {report}" in revise[1]
+    # The revision was not cut off: its last write logged it in the Change Log.
     text = Path(final.story_file or "").read_text()
-    assert read_po_decisions(text) == ["GO"]
+    assert "Revised per PO validation" in text
+    assert read_po_decisions(Path(final.po_report).read_text()) == ["GO"]
+    assert f"PO validation GO ({report}); Approved" in text  # the orchestrator's row
 
 
 async def test_po_no_go_past_the_bound_fails(run_story, project: Path) -> None:

@@ -1,0 +1,107 @@
+"""The orchestrator on a real BMad v4.44.3 install, made by BMad's own installer (npx)."""
+
+from __future__ import annotations
+
+import json
+import shutil
+from pathlib import Path
+
+import pytest
+import yaml
+
+from tests.helpers import cli, report, simulated_argv, stories
+
+
+@pytest.fixture
+def installed(bmad_v4_install: Path, tmp_path: Path) -> Path:
+    project = tmp_path / "project"
+    shutil.copytree(bmad_v4_install, project, symlinks=True)
+    return project
+
+
+def epic(project: Path, socket: str, **overrides: object) -> Path:
+    config: dict[str, object] = {
+        "project": ".",
+        "stories": ["1.1", {"id": "1.2", "depends_on": ["1.1"]}],
+        "agent": {"profile": "claude"},
+        "tmux": {"socket": socket},
+    }
+    config.update(overrides)
+    path = project / "epic.yaml"
+    path.write_text(yaml.safe_dump(config, sort_keys=False))
+    return path
+
+
+def test_the_install_is_what_the_orchestrator_expects(installed: Path) -> None:
+    manifest = yaml.safe_load((installed / ".bmad-core" / "install-manifest.yaml").read_text())
+    assert manifest["version"] == "4.44.3"
+    for agent in ("sm", "po", "dev", "qa"):
+        assert (installed / ".claude" / "commands" / "BMad" / "agents" / f"{agent}.md").is_file()
+
+
+def test_validate_dry_run_and_status_on_a_real_install(installed: Path, socket: str) -> None:
+    path = epic(installed, socket)
+    assert cli("validate", path).returncode == 0
+    plan = cli(path, "--dry-run")
+    assert plan.returncode == 0, plan.stderr
+    assert "story 1.1: starts at sm" in plan.stdout
+    assert "/BMad:agents:sm *draft" in plan.stdout
+    assert "docs/qa/assessments/1.1-po-validation-" in plan.stdout
+    status = cli("status", path, "--json")
+    assert status.returncode == 0, status.stderr
+    assert json.loads(status.stdout) == [
+        {
+            "story": story,
+            "file": None,
+            "status_raw": None,
+            "state": None,
+            "gate_file": None,
+            "gate": None,
+            "start": "sm",
+            "reason": None,
+        }
+        for story in ("1.1", "1.2")
+    ]
+
+
+def test_a_simulated_run_on_a_real_install(installed: Path, socket: str) -> None:
+    path = epic(installed, socket, stories=["1.1"])
+    result = cli(path, "--simulate", "--plain")
+    assert result.returncode == 0, result.stdout + result.stderr
+    assert stories(report(installed))["1.1"]["result"] == "done"
+    # The real core-config names documents this fresh install does not have: warnings only.
+    assert "warning: core-config prd.prdShardedLocation: docs/prd does not exist" in result.stderr
+    assert "devLoadAlwaysFiles: docs/architecture/coding-standards.md" in result.stderr
+
+
+@pytest.mark.parametrize("broken", ["no-core-config", "old-version", "missing-commands"])
+def test_preflight_refuses_a_project_it_cannot_drive(
+    installed: Path, socket: str, broken: str
+) -> None:
+    overrides: dict[str, object] = {}
+    if broken == "no-core-config":
+        (installed / ".bmad-core" / "core-config.yaml").unlink()
+        expected = "has no .bmad-core/core-config.yaml"
+    elif broken == "old-version":
+        manifest = installed / ".bmad-core" / "install-manifest.yaml"
+        manifest.write_text(manifest.read_text().replace("version: 4.44.3", "version: 4.38.0"))
+        expected = "BMad 4.38.0 is installed"
+    else:
+        (installed / ".claude" / "commands" / "BMad" / "agents" / "qa.md").unlink()
+        expected = "Claude Code commands for the BMad agents are missing"
+    # The claude profile, run by a stand-in so only the project's problems remain.
+    overrides["agent"] = {"profile": "claude", "command": simulated_argv()}
+    result = cli(epic(installed, socket, **overrides))
+    assert result.returncode == 2, result.stdout + result.stderr
+    assert expected in result.stderr
+    assert "npx bmad-method@4.44.3 install" in result.stderr or broken == "no-core-config"
+    assert "Traceback" not in result.stderr
+    assert not (installed / ".bmad-orchestrator" / "runs").exists()
+
+
+def test_the_demo_project_passes_preflight_without_a_warning(demo: Path, socket: str) -> None:
+    from tests.helpers import write_epic
+
+    result = cli(write_epic(demo, socket, stories=["1.1"]))
+    assert result.returncode == 0, result.stdout + result.stderr
+    assert "warning" not in result.stderr
