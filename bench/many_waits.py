@@ -17,7 +17,7 @@ import threading
 import time
 from pathlib import Path
 
-from orchestrator.waiting import shared_watcher, wait_for_output
+from orchestrator.watch import shared_watcher, wait_for_output
 
 
 def cpu_seconds() -> float:

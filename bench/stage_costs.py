@@ -20,11 +20,12 @@ from collections.abc import Awaitable, Callable
 from dataclasses import replace
 from pathlib import Path
 
-from orchestrator.bmad import BmadPaths
-from orchestrator.profiles import make_profile
-from orchestrator.sessions import TmuxAgentManager
-from orchestrator.stages import Stage, StageRequest, check_stage_output, default_prompt, watch_dirs
-from orchestrator.waiting import filesystem_now, shared_watcher, wait_for_output
+from orchestrator.agents.profiles import make_profile
+from orchestrator.methods.bmad_v4 import BmadPaths
+from orchestrator.stages import StageRequest, check_stage_output, default_prompt, watch_dirs
+from orchestrator.tmux import TmuxAgentManager
+from orchestrator.tmux.screen import wait_until_ready
+from orchestrator.watch import filesystem_now, shared_watcher, wait_for_output
 
 LINE = "/BMad:agents:dev *develop-story docs/stories/1.1.story.md @x 'q' \"q\" $HOME\n"
 PROMPT_4KB = (LINE * 60)[:4096]
@@ -103,7 +104,9 @@ async def main(n: int) -> None:
             sim = session
             assert sim is not None
             results.setdefault("ready (until `sim> ` shows)", []).append(
-                await timed(lambda sim=sim: manager.wait_until_ready(sim, typed))
+                await timed(
+                    lambda sim=sim: wait_until_ready(manager.server, sim, typed, manager.events)
+                )
             )
             results.setdefault("typed delivery, 4 KB", []).append(
                 await timed(lambda sim=sim: manager.deliver(sim, PROMPT_4KB, typed))
@@ -131,7 +134,7 @@ async def main(n: int) -> None:
             )
 
             async def one_stage(story: str = story) -> None:
-                request = StageRequest(Stage.SM, story)
+                request = StageRequest("sm", story)
                 since = filesystem_now(manager.state_dir / "run")
                 stage = await manager.spawn(
                     "sm", story, profile=simulated, prompt=default_prompt(request, paths)
@@ -139,8 +142,7 @@ async def main(n: int) -> None:
                 result = await wait_for_output(
                     lambda: check_stage_output(request, paths, since_ns=since),
                     watch=watch_dirs(request, paths),
-                    manager=manager,
-                    session=stage,
+                    probe=manager.probe(stage),
                     timeout=30,
                 )
                 assert result.done, result
@@ -153,7 +155,7 @@ async def main(n: int) -> None:
         anchor.cancel()
         await manager.kill(keeper.name)
         await manager.kill_all()
-        manager.kill_server()
+        manager.server.kill()
         shutil.rmtree(project, ignore_errors=True)
     print(f"{n} repetitions, socket {socket} (killed)\n")
     print("| step | median ms | p90 ms | max ms | n |\n|---|---|---|---|---|")
@@ -162,7 +164,7 @@ async def main(n: int) -> None:
     print()
     for label, module in (
         ("orchestrator --help", "orchestrator"),
-        ("simulated agent --help", "orchestrator.simulated_agent"),
+        ("simulated agent --help", "orchestrator.agents.simulated"),
     ):
         samples = []
         for _ in range(5):

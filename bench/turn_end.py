@@ -23,8 +23,9 @@ import uuid
 from pathlib import Path
 
 from nodes.stage import run_stage
-from orchestrator.context import AgentSpec, StageSettings, StoryContext
-from state import STAGES, StoryState
+from orchestrator.stages import STAGES
+from state import StoryState
+from state.context import AgentSettings, StageSettings, StoryContext
 
 SETTLE = 1.0
 # The agent: write the story, note when; optionally signal the turn end 0.3 s later, note when.
@@ -56,7 +57,7 @@ async def one(project: Path, socket: str, mode: str) -> float:
     context = StoryContext(
         project=project,
         socket=socket,
-        agent=AgentSpec("generic", command=command, settle=SETTLE),
+        agent=AgentSettings(profile="generic", command=command, settle=SETTLE),
         stages={s: StageSettings(timeout=30, stall_timeout=None) for s in STAGES},
     )
     update = await run_stage("sm", StoryState(story_id="1.1"), context)
@@ -86,7 +87,7 @@ async def main(repetitions: int) -> None:
         signal = [await one(project, socket, "signal") for _ in range(repetitions)]
         quiet = [await one(project, socket, "quiet") for _ in range(repetitions)]
     finally:
-        context.manager().kill_server()
+        context.manager().server.kill()
         shutil.rmtree(scratch, ignore_errors=True)
     print("| path | median | p90 | max | n |\n|---|---|---|---|---|")
     print(row("turn-end signal written -> node returns", signal))

@@ -27,10 +27,9 @@ from nodes import (
     route_after_sm,
     route_start,
 )
-from orchestrator.context import StoryContext
 from orchestrator.errors import CheckpointError
 from orchestrator.files import StateDir, open_private
-from state import StoryState
+from state import StoryContext, StoryInput, StoryOutput, StoryState
 
 if TYPE_CHECKING:
     from langgraph.checkpoint.sqlite.aio import AsyncSqliteSaver
@@ -45,7 +44,15 @@ STAGE_ROUTES = {
 
 STATE_TYPES = [
     ("state.story", name)
-    for name in ("StoryState", "StoryPolicy", "AttemptRecord", "NudgeRecord", "RecoveryEntry")
+    for name in (
+        "StoryState",
+        "StoryInput",
+        "StoryOutput",
+        "StoryPolicy",
+        "AttemptRecord",
+        "NudgeRecord",
+        "RecoveryEntry",
+    )
 ]
 
 
@@ -99,9 +106,14 @@ async def sqlite_checkpointer(path: Path) -> AsyncIterator[AsyncSqliteSaver]:
         yield saver
 
 
-def build_story_graph() -> StateGraph[StoryState, StoryContext, StoryState, StoryState]:
-    """The uncompiled story graph (state `StoryState`, context `StoryContext`)."""
-    builder = StateGraph(StoryState, context_schema=StoryContext)
+def build_story_graph() -> StateGraph[StoryState, StoryContext, StoryInput, StoryOutput]:
+    """The uncompiled story graph: `StoryInput` in, `StoryOutput` out, `StoryContext` around."""
+    builder = StateGraph(
+        StoryState,
+        context_schema=StoryContext,
+        input_schema=StoryInput,
+        output_schema=StoryOutput,
+    )
     for stage, route in STAGE_ROUTES.items():
         builder.add_node(stage, make_stage_node(stage))  # type: ignore[call-overload, arg-type]
         builder.add_conditional_edges(stage, route)

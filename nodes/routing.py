@@ -10,8 +10,6 @@ from typing import Literal
 
 from state import StoryState
 
-QA_PASSING = ("PASS", "WAIVED")
-
 
 def qa_failed(state: StoryState) -> bool:
     """True when the last QA gate sends the story back to Dev (CONCERNS by policy)."""

@@ -6,16 +6,18 @@ import asyncio
 from pathlib import Path
 from typing import Any
 
+from langgraph.runtime import Runtime
+
 from nodes.routing import failure_reason
-from state import StoryState
+from state import StoryContext, StoryState
 
 
-async def done_node(state: StoryState) -> dict[str, Any]:
-    """QA passed: set Status Done (BMad agents never do; the story owner does) and finish."""
-    from orchestrator.bmad import Status, set_status
-
+async def done_node(state: StoryState, runtime: Runtime[StoryContext]) -> dict[str, Any]:
+    """QA passed: the method's last move (Status Done, which no BMad agent makes), and finish."""
     if state.story_file and state.start_at != "done":
-        await asyncio.to_thread(set_status, Path(state.story_file), Status.DONE.value)
+        context = runtime.context or StoryContext()
+        project = await asyncio.to_thread(context.method_project)
+        await asyncio.to_thread(project.finish_story, Path(state.story_file))
     return {"result": "done", "failure_reason": None}
 
 

@@ -1,7 +1,9 @@
 """Command line: `python -m orchestrator epic.yaml [options]` and its subcommands.
 
-Imports are deferred to the command that needs them, so `--help`, `validate` and config errors
-answer before LangGraph or libtmux are loaded.
+This module only parses arguments and calls the application (`orchestrator.app`), the tmux
+runtime and the method. Imports are deferred to the command that needs them, so `--help`,
+`validate` and config errors answer before LangGraph or libtmux are loaded. A user's mistake
+(`InputError`) is a message and exit 2; anything else is a bug: its traceback and exit 1.
 """
 
 from __future__ import annotations
@@ -10,6 +12,7 @@ import argparse
 import asyncio
 import os
 import sys
+import traceback
 from collections.abc import Sequence
 from pathlib import Path
 
@@ -23,13 +26,20 @@ def _error(message: str) -> int:
 
 
 def _load(path: str):  # -> EpicConfig
-    from orchestrator.config import load_epic
+    from orchestrator.app.config import load_epic
 
     return load_epic(Path(path))
 
 
 def _run(args: argparse.Namespace) -> int:
-    from orchestrator.runner import EpicRunner, RunOptions, plan, preflight
+    from orchestrator.app.plan import plan
+    from orchestrator.app.preflight import preflight
+    from orchestrator.app.runner import (
+        EpicRunner,
+        RunOptions,
+        check_start_at,
+        selected_stories,
+    )
 
     config = _load(args.epic)
     options = RunOptions(
@@ -44,7 +54,12 @@ def _run(args: argparse.Namespace) -> int:
     if args.parallel is not None and args.parallel < 1:
         return _error("--parallel must be at least 1")
     if args.dry_run:
-        print(plan(config, options))
+        selected = selected_stories(config, options.only)
+        parallel = options.parallel or config.parallel
+        start_at = check_start_at(options)
+        print(
+            plan(config, selected, parallel=parallel, simulate=options.simulate, start_at=start_at)
+        )
         return 0
     problems, warnings = preflight(config, args.simulate)
     for warning in warnings:
@@ -58,7 +73,7 @@ def _run(args: argparse.Namespace) -> int:
 def _manager(args: argparse.Namespace, *, writes: bool = False):  # -> TmuxAgentManager
     """The epic's tmux manager; without an epic a read-only one that writes nothing anywhere."""
     from orchestrator.defaults import DEFAULT_PREFIX, DEFAULT_SOCKET
-    from orchestrator.sessions import TmuxAgentManager
+    from orchestrator.tmux import TmuxAgentManager
 
     if args.epic:
         config = _load(args.epic)
@@ -87,7 +102,7 @@ def _sessions(args: argparse.Namespace) -> int:
         minutes, seconds = divmod(int(row.running_seconds), 60)
         state = "running" if row.alive else f"exited ({row.exit_status})"
         print(
-            f"{row.name}  story {row.story_id}  stage {row.agent}  attempt {row.attempt}  "
+            f"{row.name}  story {row.story_id}  stage {row.stage}  attempt {row.attempt}  "
             f"{state}  {minutes}m{seconds:02d}s  run {row.run_id}\n"
             f"    watch: {manager.attach_instructions(row.name)}"
         )
@@ -99,7 +114,7 @@ def _attach(args: argparse.Namespace) -> int:
     rows = [
         row
         for row in asyncio.run(manager.list_sessions())
-        if row.story_id == args.story and (args.stage is None or row.agent == args.stage)
+        if row.story_id == args.story and (args.stage is None or row.stage == args.stage)
     ]
     if not rows:
         what = f"story {args.story}" + (f" stage {args.stage}" if args.stage else "")
@@ -117,7 +132,7 @@ def _attach(args: argparse.Namespace) -> int:
 
 
 def _cleanup(args: argparse.Namespace) -> int:
-    from orchestrator.config import parse_duration
+    from orchestrator.units import parse_duration
 
     try:
         max_age = parse_duration(args.older_than)
@@ -135,12 +150,12 @@ def _cleanup(args: argparse.Namespace) -> int:
         print(f"killed what was left of {name} (its tmux session was gone)")
     print(f"{len(killed)} session(s) older than {args.older_than} killed")
     if not manager.read_only:
-        manager.remove_idle_socket()
+        manager.server.remove_idle_socket()
     return 0
 
 
 def _graph(args: argparse.Namespace) -> int:
-    from orchestrator.graph_drawing import story_graph_ascii, story_graph_mermaid
+    from orchestrator.ui.graph import story_graph_ascii, story_graph_mermaid
 
     print(story_graph_mermaid())
     if not args.mermaid_only:
@@ -153,13 +168,12 @@ def _graph(args: argparse.Namespace) -> int:
 def _status(args: argparse.Namespace) -> int:
     import json
 
-    from orchestrator.bmad import BmadPaths
-    from orchestrator.runlock import live_holder
-    from orchestrator.standing import story_standing
+    from orchestrator.app.runlock import live_holder
+    from orchestrator.methods import get_method
 
     config = _load(args.epic)
-    paths = BmadPaths.load(config.project)
-    rows = [story_standing(paths, story_id) for story_id in config.story_ids]
+    project = get_method(config.method).open(config.project)
+    rows = [project.standing(story_id) for story_id in config.story_ids]
     if args.json:
         print(json.dumps([row.as_json() for row in rows], indent=2, ensure_ascii=False))
         return 0
@@ -287,4 +301,8 @@ def main(argv: Sequence[str] | None = None) -> int:
 
         if isinstance(exc, InputError):
             return _error(str(exc))
-        raise
+        traceback.print_exc()
+        print(
+            f"internal error (a bug, not your input): {type(exc).__name__}: {exc}", file=sys.stderr
+        )
+        return 1

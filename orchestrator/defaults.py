@@ -10,6 +10,9 @@ STATE_DIR_NAME = ".bmad-orchestrator"
 DEFAULT_STALL_TIMEOUT = 300.0
 DEFAULT_LOG_MAX_BYTES = 64 * 1024 * 1024
 DEFAULT_MAX_ATTEMPTS = 2
+DEFAULT_MAX_REVISIONS = 1  # SM rewrites after a PO NO-GO
+DEFAULT_MAX_FIX_ROUNDS = 2  # Dev *review-qa rounds after a QA FAIL
+DEFAULT_TIMEOUTS = {"sm": 600.0, "po": 300.0, "dev": 1800.0, "qa": 900.0}  # seconds, by stage
 DEFAULT_SETTLE = 5.0  # seconds of quiet after a valid output that end an agent's turn
 DEFAULT_NUDGES = 2  # nudges per attempt when the agent stops without its output
 

@@ -1,21 +1,25 @@
-"""The pydantic models that flow through the graphs."""
+"""The pydantic models that flow through the graphs, and the runtime context they run in."""
 
+from state.context import AgentSettings, StageSettings, StoryContext
 from state.story import (
-    STAGES,
     AttemptRecord,
     NudgeRecord,
     RecoveryEntry,
-    StageName,
+    StoryInput,
+    StoryOutput,
     StoryPolicy,
     StoryState,
 )
 
 __all__ = [
-    "STAGES",
+    "AgentSettings",
     "AttemptRecord",
     "NudgeRecord",
     "RecoveryEntry",
-    "StageName",
+    "StageSettings",
+    "StoryContext",
+    "StoryInput",
+    "StoryOutput",
     "StoryPolicy",
     "StoryState",
 ]

@@ -1,8 +1,9 @@
-"""The state one story carries through the graph.
+"""The state one story carries through the graph, and the narrower input and output schemas.
 
 Nodes return partial dicts (LangGraph validates state on read, not on write, and a returned whole
 model would append reducer lists twice). Lists and maps that accumulate across stages use reducers
-so every attempt stays on record.
+so every attempt stays on record. A caller hands the graph a `StoryInput` and gets a
+`StoryOutput` back; `StoryState` adds what only routing needs.
 """
 
 from __future__ import annotations
@@ -13,8 +14,13 @@ from typing import Annotated, Literal
 
 from pydantic import BaseModel, Field
 
-StageName = Literal["sm", "po", "dev", "qa"]
-STAGES: tuple[StageName, ...] = ("sm", "po", "dev", "qa")
+from orchestrator.defaults import (
+    DEFAULT_MAX_ATTEMPTS,
+    DEFAULT_MAX_FIX_ROUNDS,
+    DEFAULT_MAX_REVISIONS,
+)
+from orchestrator.stages import StageName
+
 EndReason = Literal[
     "done",
     "agent_gone",
@@ -44,13 +50,14 @@ class StoryPolicy(BaseModel):
     """The bounds routing obeys. Part of the state so routing stays a pure function of it."""
 
     max_attempts: dict[str, int] = Field(default_factory=dict)
-    max_revisions: int = 1
-    max_fix_rounds: int = 2
+    max_revisions: int = DEFAULT_MAX_REVISIONS
+    max_fix_rounds: int = DEFAULT_MAX_FIX_ROUNDS
     concerns: Literal["pass", "fail"] = "pass"
     po_conditional: Literal["approve", "reject"] = "approve"
 
     def attempts_allowed(self, stage: str) -> int:
-        return self.max_attempts.get(stage, 2)
+        """How many attempts `stage` gets before the story fails."""
+        return self.max_attempts.get(stage, DEFAULT_MAX_ATTEMPTS)
 
 
 class NudgeRecord(BaseModel):
@@ -96,30 +103,42 @@ class RecoveryEntry(BaseModel):
     action: Literal["retry", "give up"]
 
 
-class StoryState(BaseModel):
-    """One story from draft to Done (or to a clear failure)."""
+StartAt = Literal["sm", "po", "dev", "qa", "done"]
+StoryResult = Literal["done", "failed"]
+
+
+class StoryInput(BaseModel):
+    """What a caller hands the story graph: the story, where it starts, and its bounds."""
 
     story_id: str
     story_file: str | None = None
     policy: StoryPolicy = Field(default_factory=StoryPolicy)
-    start_at: StageName | Literal["done"] = "sm"
+    start_at: StartAt = "sm"
 
-    # The stage that ran last and how it ended (None: the attempt failed, see recovery_log).
-    stage: StageName | None = None
-    outcome: str | None = None
-    stage_started_ns: int | None = None  # the watermark of the stage's output
-    failed_attempts: int = 0  # consecutive failed attempts of the current stage
 
+class StoryOutput(BaseModel):
+    """What the story graph hands back: how the story ended, and its whole record."""
+
+    story_id: str
+    story_file: str | None = None
+    result: StoryResult | None = None
+    failure_reason: str | None = None
     outcomes: Annotated[dict[str, str], merge] = Field(default_factory=dict)
     attempts: Annotated[dict[str, int], merge] = Field(default_factory=dict)
     po_revisions: int = 0
     qa_fix_rounds: int = 0
     po_report: str | None = None  # the PO's last validation report, if it wrote one
     po_conditions: list[str] = Field(default_factory=list)  # of a CONDITIONAL GO
-
     runs: Annotated[list[AttemptRecord], operator.add] = Field(default_factory=list)
     timings: Annotated[dict[str, float], add_up] = Field(default_factory=dict)
     recovery_log: Annotated[list[RecoveryEntry], operator.add] = Field(default_factory=list)
 
-    result: Literal["done", "failed"] | None = None
-    failure_reason: str | None = None
+
+class StoryState(StoryInput, StoryOutput):
+    """One story from draft to Done (or to a clear failure): input, output, and routing's own."""
+
+    # The stage that ran last and how it ended (None: the attempt failed, see recovery_log).
+    stage: StageName | None = None
+    outcome: str | None = None
+    stage_started_ns: int | None = None  # the watermark of the stage's output
+    failed_attempts: int = 0  # consecutive failed attempts of the current stage

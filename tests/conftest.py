@@ -14,7 +14,7 @@ from pathlib import Path
 
 import pytest
 
-from orchestrator.sessions import TmuxAgentManager
+from orchestrator.tmux import TmuxAgentManager
 from tests.helpers import DEMO
 
 
@@ -55,8 +55,8 @@ async def manager(project: Path, socket: str) -> AsyncIterator[TmuxAgentManager]
     mgr = TmuxAgentManager(project, socket=socket, prefix="bmad")
     yield mgr
     await mgr.kill_all()
-    mgr.kill_server()
-    assert not mgr.server.is_alive()
+    mgr.server.kill()
+    assert not mgr.server.alive()
 
 
 @pytest.fixture

@@ -10,16 +10,16 @@ from typing import Any
 
 import yaml
 
-from orchestrator.sessions import TmuxAgentManager
-from orchestrator.simulated_agent import read_runs
-from orchestrator.waiting import wait_for_output
+from orchestrator.agents.simulated import read_runs
+from orchestrator.tmux import TmuxAgentManager
+from orchestrator.watch import wait_for_output
 
 REPO = Path(__file__).resolve().parents[1]
 
 
 def simulated_argv(*args: str) -> list[str]:
     """The simulated agent's command line, run by this interpreter."""
-    return [sys.executable, "-m", "orchestrator.simulated_agent", *args]
+    return [sys.executable, "-m", "orchestrator.agents.simulated", *args]
 
 
 def spawn_orphan(project: str, socket: str, prefix: str, agent: str, story: str) -> str:
@@ -29,8 +29,8 @@ def spawn_orphan(project: str, socket: str, prefix: str, agent: str, story: str)
     code = (
         "import asyncio, sys\n"
         "from pathlib import Path\n"
-        "from orchestrator.profiles import make_profile\n"
-        "from orchestrator.sessions import TmuxAgentManager\n"
+        "from orchestrator.agents.profiles import make_profile\n"
+        "from orchestrator.tmux import TmuxAgentManager\n"
         "m = TmuxAgentManager(Path(sys.argv[1]), socket=sys.argv[2], prefix=sys.argv[3])\n"
         "s = asyncio.run(m.spawn(sys.argv[4], sys.argv[5],"
         " profile=make_profile('generic', ['sleep', '60'])))\n"

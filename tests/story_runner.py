@@ -10,7 +10,7 @@ import sys
 from pathlib import Path
 
 from graphs.story import build_story_graph, sqlite_checkpointer
-from orchestrator.context import AgentSpec, StageSettings, StoryContext
+from state.context import AgentSettings, StageSettings, StoryContext
 from tests.helpers import simulated_argv
 
 
@@ -18,7 +18,7 @@ async def run(project: Path, socket: str, db: Path, thread: str, sim_args: list[
     context = StoryContext(
         project=project,
         socket=socket,
-        agent=AgentSpec("simulated", command=simulated_argv(*sim_args)),
+        agent=AgentSettings(profile="simulated", command=simulated_argv(*sim_args)),
         stages={
             s: StageSettings(timeout=60, stall_timeout=None) for s in ("sm", "po", "dev", "qa")
         },

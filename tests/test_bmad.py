@@ -8,7 +8,7 @@ from pathlib import Path
 
 import pytest
 
-from orchestrator.bmad import (
+from orchestrator.methods.bmad_v4 import (
     BmadConfigError,
     BmadPaths,
     add_change_log_row,

@@ -12,8 +12,8 @@ from typing import Any
 import libtmux
 import pytest
 
-from orchestrator.runs import load_records
-from orchestrator.sessions import TmuxAgentManager
+from orchestrator.app.runs import load_records
+from orchestrator.tmux import TmuxAgentManager
 from tests.helpers import (
     cli,
     report,

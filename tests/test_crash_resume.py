@@ -8,9 +8,9 @@ import subprocess
 import sys
 from pathlib import Path
 
-from orchestrator.sessions import TmuxAgentManager
-from orchestrator.simulated_agent import read_runs
-from orchestrator.waiting import wait_for_output
+from orchestrator.agents.simulated import read_runs
+from orchestrator.tmux import TmuxAgentManager
+from orchestrator.watch import wait_for_output
 from tests.helpers import REPO
 
 

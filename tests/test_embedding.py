@@ -8,7 +8,7 @@ from langgraph.graph import END, START, StateGraph
 from pydantic import BaseModel
 
 from graphs.story import build_story_graph
-from orchestrator.context import AgentSpec, StageSettings, StoryContext
+from state.context import AgentSettings, StageSettings, StoryContext
 from tests.helpers import simulated_argv
 
 
@@ -37,7 +37,7 @@ async def test_a_parent_graph_runs_a_story_through_the_story_graph(
     context = StoryContext(
         project=project,
         socket=socket,
-        agent=AgentSpec("simulated", command=simulated_argv()),
+        agent=AgentSettings(profile="simulated", command=simulated_argv()),
         stages={s: StageSettings(timeout=60) for s in ("sm", "po", "dev", "qa")},
     )
     try:
@@ -46,4 +46,4 @@ async def test_a_parent_graph_runs_a_story_through_the_story_graph(
         assert output.value.release_notes == "story 2.1: done"
         assert await context.manager().list_sessions() == []
     finally:
-        context.manager().kill_server()
+        context.manager().server.kill()

@@ -16,13 +16,14 @@ import libtmux
 import pytest
 import yaml
 
-from orchestrator.config import load_epic
+from orchestrator.agents.profiles import make_profile
+from orchestrator.app.config import load_epic
+from orchestrator.app.runs import load_records
 from orchestrator.errors import StateDirError
 from orchestrator.files import StateDir
-from orchestrator.profiles import make_profile
-from orchestrator.runs import load_records
-from orchestrator.sessions import TmuxAgentManager, socket_path
-from orchestrator.waiting import wait_for_output
+from orchestrator.tmux import TmuxAgentManager, socket_path
+from orchestrator.tmux.screen import wait_for_screen
+from orchestrator.watch import wait_for_output
 from tests.helpers import (
     DEMO,
     cli,
@@ -121,14 +122,17 @@ async def test_hash_signs_in_project_and_state_paths_reach_tmux_as_text(
         # Typed input goes through load-buffer, whose path is format-expanded too.
         agent = await manager.spawn("qa", "1.1", profile=make_profile("simulated"))
         await manager.deliver(agent, "hello #S #(touch PWNED)", make_profile("simulated"))
-        screen = await manager.wait_for_screen(
-            agent.name, lambda s: any("received prompt" in line for line in s), timeout=10
+        screen = await wait_for_screen(
+            manager.server,
+            agent.name,
+            lambda s: any("received prompt" in line for line in s),
+            timeout=10,
         )
         assert screen is not None
         assert not list(tmp_path.rglob("PWNED"))
     finally:
         await manager.kill_all()
-        manager.kill_server()
+        manager.server.kill()
 
 
 async def test_a_whole_run_in_a_project_path_with_hash_signs(tmp_path: Path, socket: str) -> None:
@@ -526,7 +530,7 @@ async def test_a_flooding_agent_leaves_a_capped_log_with_its_tail(
         assert b"line-9999-" in data and b"line-0-" not in data
     finally:
         await manager.kill_all()
-        manager.kill_server()
+        manager.server.kill()
 
 
 async def test_a_run_leaves_no_tmux_socket_file(demo: Path, socket: str) -> None:

@@ -11,10 +11,12 @@ from pathlib import Path
 
 import pytest
 
-from orchestrator.processes import session_members
-from orchestrator.profiles import make_profile
-from orchestrator.sessions import DeliveryError, TmuxAgentManager
-from orchestrator.waiting import wait_for_output
+from orchestrator.agents.profiles import make_profile
+from orchestrator.errors import DeliveryError
+from orchestrator.tmux import TmuxAgentManager, logs
+from orchestrator.tmux.processes import session_members
+from orchestrator.tmux.screen import wait_for_screen, wait_until_ready
+from orchestrator.watch import wait_for_output
 from tests.helpers import simulated_argv, spawn_orphan
 
 ARGV_DUMP = (
@@ -76,12 +78,12 @@ async def test_spawn_passes_prompt_as_argv_without_a_shell(
 async def test_session_shape(manager: TmuxAgentManager) -> None:
     session = await manager.spawn("po", "2.1", profile=generic("sleep", "60"))
     fmt = "#{window_width}x#{window_height} #{history_limit} #{remain-on-exit}"
-    out = manager.server.cmd("display-message", "-p", "-t", session.pane_id, fmt).stdout[0]
+    out = manager.server.libtmux.cmd("display-message", "-p", "-t", session.pane_id, fmt).stdout[0]
     size, history, remain = out.split()
     assert size == "220x50"
     assert int(history) >= 10000
     assert remain == "on"
-    windows = manager.server.cmd("list-windows", "-t", f"={session.name}").stdout
+    windows = manager.server.libtmux.cmd("list-windows", "-t", f"={session.name}").stdout
     assert len(windows) == 1
 
 
@@ -127,9 +129,7 @@ async def test_early_exit_is_reported_with_status_and_screen(manager: TmuxAgentM
     session = await manager.spawn(
         "qa", "1.2", profile=generic("sh", "-c", "echo 'fatal: no API key'; exit 7")
     )
-    result = await wait_for_output(
-        lambda: None, watch=[], manager=manager, session=session, timeout=20
-    )
+    result = await wait_for_output(lambda: None, watch=[], probe=manager.probe(session), timeout=20)
     assert result.reason == "agent_gone"
     assert result.exit_status == 7
     assert any("fatal: no API key" in line for line in result.last_screen)
@@ -189,7 +189,9 @@ async def test_eight_sessions_spawn_concurrently_become_ready_and_die(
     sessions = await asyncio.gather(
         *(manager.spawn("sm", story, profile=_typed(profile)) for story in stories)
     )
-    ready = await asyncio.gather(*(manager.wait_until_ready(s, profile) for s in sessions))
+    ready = await asyncio.gather(
+        *(wait_until_ready(manager.server, s, profile, manager.events) for s in sessions)
+    )
     assert ready == [True] * 8
     assert {row.name for row in await manager.list_sessions()} == {s.name for s in sessions}
     killed = await manager.kill_all()
@@ -206,7 +208,7 @@ async def test_a_second_manager_lists_inspects_and_adopts(
     assert [r.name for r in rows] == [session.name]
     info = await other.info(session.name)
     assert info is not None
-    assert (info.agent, info.story_id, info.attempt, info.run_id) == (
+    assert (info.stage, info.story_id, info.attempt, info.run_id) == (
         "dev",
         "5.2",
         2,
@@ -255,8 +257,8 @@ async def test_logs_and_events_are_owner_only(manager: TmuxAgentManager) -> None
 async def test_capture_reads_screen_and_scrollback(manager: TmuxAgentManager) -> None:
     script = "for i in $(seq 1 120); do echo row-$i; done; sleep 60"
     session = await manager.spawn("qa", "1.1", profile=generic("sh", "-c", script))
-    screen = await manager.wait_for_screen(
-        session.name, lambda s: any("row-120" in line for line in s), timeout=10
+    screen = await wait_for_screen(
+        manager.server, session.name, lambda s: any("row-120" in line for line in s), timeout=10
     )
     assert screen is not None
     assert not any(line == "row-1" for line in screen)  # scrolled off the 50-line screen
@@ -280,7 +282,7 @@ async def test_stream_follows_new_output(manager: TmuxAgentManager) -> None:
     session = await manager.spawn(
         "sm", "1.1", profile=generic("sh", "-c", "read x; echo got-$x; sleep 60")
     )
-    stream = manager.stream(session, from_start=True)
+    stream = logs.stream(manager.server, session, from_start=True)
     await manager.send_keys(session.name, "ping", enter=True)
 
     async def first_match() -> str:
@@ -338,12 +340,12 @@ async def test_claude_trust_dialog_is_answered_before_the_agent_works(
         "claude", simulated_argv("--trust-dialog", "--input-prompt", "> "), ready_timeout=20
     )
     session = await manager.spawn("sm", "1.1", profile=profile, prompt="/BMad:agents:sm *draft")
-    asked = await manager.wait_for_screen(
-        session.name, lambda s: profile.first_dialog(s) is not None, timeout=20
+    asked = await wait_for_screen(
+        manager.server, session.name, lambda s: profile.first_dialog(s) is not None, timeout=20
     )
     assert asked is not None and profile.first_dialog(asked).name == "workspace-trust"
     assert not (project / "docs" / "stories").exists()  # nothing happens before the answer
-    assert await manager.wait_until_ready(session, profile) is True
+    assert await wait_until_ready(manager.server, session, profile, manager.events) is True
     dialogs = [e for e in manager.events.read() if e["event"] == "dialog"]
     assert [e["dialog"] for e in dialogs] == ["workspace-trust"]
     await wait_file(project / "docs" / "stories" / "1.1.story.md")

@@ -19,25 +19,23 @@ from typing import TypeVar
 import pytest
 import yaml
 
-from orchestrator.bmad import (
+from orchestrator.agents.simulated import EXIT_AT_START, read_runs
+from orchestrator.methods import StageOutput, StageRequest
+from orchestrator.methods.bmad_v4 import (
     BmadPaths,
+    check_stage_output,
+    default_prompt,
     find_gate,
     find_story_file,
     read_po_decisions,
     read_status,
     read_story_gates,
     set_status,
-)
-from orchestrator.simulated_agent import EXIT_AT_START, draft_story, read_runs
-from orchestrator.stages import (
-    Stage,
-    StageOutput,
-    StageRequest,
-    check_stage_output,
-    default_prompt,
     take_baseline,
 )
-from orchestrator.waiting import filesystem_now
+from orchestrator.methods.bmad_v4.rehearsal import draft_story
+from orchestrator.stages import StageName
+from orchestrator.watch import filesystem_now
 from tests.helpers import simulated_argv
 
 T = TypeVar("T")
@@ -128,7 +126,7 @@ class Agent:
 
 def run_stage(
     project: Path,
-    stage: Stage,
+    stage: StageName,
     story: str = "1.1",
     *flags: str,
     fix_round: bool = False,
@@ -139,7 +137,7 @@ def run_stage(
     request = StageRequest(stage, story, find_story_file(paths.stories, story), revision, fix_round)
     since = filesystem_now(project / ".bmad-orchestrator" / "run")
     baseline = take_baseline(request, paths)
-    agent = Agent(project, stage.value, story, *flags, prompt=default_prompt(request, paths))
+    agent = Agent(project, stage, story, *flags, prompt=default_prompt(request, paths))
 
     def finished() -> StageOutput | None:
         output = check_stage_output(request, paths, since_ns=since, baseline=baseline)
@@ -179,7 +177,7 @@ def section(text: str, title: str) -> str:
 
 def test_sm_drafts_the_story_from_the_prd_epic_and_stays_alive(project: Path, prd: Path) -> None:
     paths = BmadPaths.load(project)
-    request = StageRequest(Stage.SM, "1.1")
+    request = StageRequest("sm", "1.1")
     since = filesystem_now(project / ".bmad-orchestrator" / "run")
     agent = Agent(project, "sm", "1.1", prompt=default_prompt(request, paths))
     try:
@@ -216,7 +214,7 @@ def test_sm_reads_criteria_nested_under_a_sub_heading(project: Path) -> None:
         "### Acceptance Criteria\n\n1: A todo can be added.\n2: Titles are trimmed.\n\n"
         "## Story 1.2 Delete a todo\n\n### Acceptance Criteria\n\n1: A todo can be deleted.\n"
     )
-    output = run_stage(project, Stage.SM)
+    output = run_stage(project, "sm")
     assert output.story_file is not None
     text = output.story_file.read_text()
     assert text.startswith("# Story 1.1: Add a todo\n")
@@ -229,7 +227,7 @@ def test_sm_reads_criteria_nested_under_a_sub_heading(project: Path) -> None:
 
 def test_po_saves_its_report_and_leaves_the_story_alone(project: Path, drafted: Path) -> None:
     before = drafted.read_bytes()
-    output = run_stage(project, Stage.PO)
+    output = run_stage(project, "po")
     assert (output.outcome, output.story_file, output.detail) == ("approved", drafted, "GO")
     assert output.report is not None
     assert output.report.parent == project / "docs" / "qa" / "assessments"
@@ -239,17 +237,17 @@ def test_po_saves_its_report_and_leaves_the_story_alone(project: Path, drafted: 
 
 
 def test_po_nogo_for_the_first_runs_of_one_story(project: Path, drafted: Path) -> None:
-    first = run_stage(project, Stage.PO, "1.1", "--po-nogo", "1.1=1")
+    first = run_stage(project, "po", "1.1", "--po-nogo", "1.1=1")
     assert first.outcome == "rejected" and first.report is not None
     assert read_po_decisions(first.report.read_text()) == ["NO-GO"]
-    assert run_stage(project, Stage.PO, "1.1", "--po-nogo", "1.1=1").outcome == "approved"
+    assert run_stage(project, "po", "1.1", "--po-nogo", "1.1=1").outcome == "approved"
     assert read_po_decisions(first.report.read_text()) == ["GO"]  # the day's report, rewritten
     assert read_po_decisions(drafted.read_text()) == []
     assert runs(project) == {"1.1": {"po": 2}}
 
 
 def test_po_nogo_for_another_story_leaves_this_one_alone(project: Path, drafted: Path) -> None:
-    assert run_stage(project, Stage.PO, "1.1", "--po-nogo", "1.2=1").outcome == "approved"
+    assert run_stage(project, "po", "1.1", "--po-nogo", "1.2=1").outcome == "approved"
 
 
 # --- Dev -----------------------------------------------------------------------------------------
@@ -268,7 +266,7 @@ def test_dev_sets_the_status(
     project: Path, drafted: Path, flags: tuple[str, ...], status: str, outcome: str
 ) -> None:
     set_status(drafted, "Approved")
-    assert run_stage(project, Stage.DEV, "1.1", *flags).outcome == outcome
+    assert run_stage(project, "dev", "1.1", *flags).outcome == outcome
     text = drafted.read_text()
     assert read_status(text) == status
     if outcome == "implemented":
@@ -285,7 +283,7 @@ def test_dev_sets_the_status(
 def test_qa_writes_a_gate_file_the_orchestrator_reads(project: Path, drafted: Path) -> None:
     set_status(drafted, "Ready for Review")
     since = filesystem_now(project / ".bmad-orchestrator" / "run")
-    output = run_stage(project, Stage.QA)
+    output = run_stage(project, "qa")
     gate_file = project / GATE
     assert (output.outcome, output.detail) == ("PASS", str(gate_file))
     data = yaml.safe_load(gate_file.read_text())
@@ -304,9 +302,9 @@ def test_qa_writes_a_gate_file_the_orchestrator_reads(project: Path, drafted: Pa
 
 def test_qa_fails_the_first_runs_then_passes(project: Path, drafted: Path) -> None:
     set_status(drafted, "Ready for Review")
-    assert run_stage(project, Stage.QA, "1.1", "--qa-fail", "1").outcome == "FAIL"
+    assert run_stage(project, "qa", "1.1", "--qa-fail", "1").outcome == "FAIL"
     assert yaml.safe_load((project / GATE).read_text())["top_issues"][0]["severity"] == "high"
-    assert run_stage(project, Stage.QA, "1.1", "--qa-fail", "1").outcome == "PASS"
+    assert run_stage(project, "qa", "1.1", "--qa-fail", "1").outcome == "PASS"
     assert read_story_gates(drafted.read_text()) == [("FAIL", GATE), ("PASS", GATE)]
     assert runs(project) == {"1.1": {"qa": 2}}
 
@@ -331,13 +329,13 @@ def test_misbehave_times_limits_the_crash_to_the_first_runs(project: Path, prd: 
         assert first.proc.wait(timeout=DEADLINE) == 3
     finally:
         first.kill()
-    assert run_stage(project, Stage.SM, "1.1", *flags).outcome == "drafted"
+    assert run_stage(project, "sm", "1.1", *flags).outcome == "drafted"
     assert runs(project) == {"1.1": {"sm": 2}}
 
 
 def test_misbehaviour_for_another_stage_does_not_apply(project: Path, prd: Path) -> None:
     flags = ("--misbehave", "exit-at-start", "--misbehave-stage", "po")
-    assert run_stage(project, Stage.SM, "1.1", *flags).outcome == "drafted"
+    assert run_stage(project, "sm", "1.1", *flags).outcome == "drafted"
 
 
 def test_record_writes_the_prompt_as_jsonl(project: Path) -> None:
@@ -356,9 +354,9 @@ def test_record_writes_the_prompt_as_jsonl(project: Path) -> None:
 
 def test_read_runs_counts_per_story_and_stage(project: Path, prd: Path) -> None:
     assert runs(project) == {}
-    run_stage(project, Stage.SM, "1.1")
-    run_stage(project, Stage.SM, "1.2")
-    run_stage(project, Stage.PO, "1.2")
+    run_stage(project, "sm", "1.1")
+    run_stage(project, "sm", "1.2")
+    run_stage(project, "po", "1.2")
     assert runs(project) == {"1.1": {"sm": 1}, "1.2": {"sm": 1, "po": 1}}
 
 
@@ -366,20 +364,20 @@ def test_read_runs_counts_per_story_and_stage(project: Path, prd: Path) -> None:
 
 
 def test_the_full_chain_is_accepted_by_the_real_parsers(project: Path, prd: Path) -> None:
-    assert run_stage(project, Stage.SM).outcome == "drafted"
-    assert run_stage(project, Stage.PO, "1.1", "--po-nogo", "1").outcome == "rejected"
-    assert run_stage(project, Stage.SM, revision=True).outcome == "drafted"
+    assert run_stage(project, "sm").outcome == "drafted"
+    assert run_stage(project, "po", "1.1", "--po-nogo", "1").outcome == "rejected"
+    assert run_stage(project, "sm", revision=True).outcome == "drafted"
     story = project / "docs" / "stories" / "1.1.story.md"
     assert "Revised per PO validation" in story.read_text()  # the revision's last edit
-    approval = run_stage(project, Stage.PO, "1.1", "--po-nogo", "1")
+    approval = run_stage(project, "po", "1.1", "--po-nogo", "1")
     assert approval.outcome == "approved" and approval.report is not None
     set_status(story, "Approved")  # the orchestrator's move after a GO
-    assert run_stage(project, Stage.DEV).outcome == "implemented"
-    assert run_stage(project, Stage.QA, "1.1", "--qa-fail", "1").outcome == "FAIL"
+    assert run_stage(project, "dev").outcome == "implemented"
+    assert run_stage(project, "qa", "1.1", "--qa-fail", "1").outcome == "FAIL"
     set_status(story, "InProgress")  # the orchestrator's move before a fix round
-    assert run_stage(project, Stage.DEV, fix_round=True).outcome == "implemented"
+    assert run_stage(project, "dev", fix_round=True).outcome == "implemented"
     assert "Applied the fixes from the latest QA gate" in story.read_text()
-    assert run_stage(project, Stage.QA, "1.1", "--qa-fail", "1").outcome == "PASS"
+    assert run_stage(project, "qa", "1.1", "--qa-fail", "1").outcome == "PASS"
     text = story.read_text()
     assert read_status(text) == "Ready for Review"
     assert read_po_decisions(approval.report.read_text()) == ["GO"]
@@ -392,16 +390,16 @@ def test_the_full_chain_is_accepted_by_the_real_parsers(project: Path, prd: Path
 
 
 def start(
-    project: Path, stage: Stage, *flags: str, typed: bool = False, revision: bool = False
+    project: Path, stage: StageName, *flags: str, typed: bool = False, revision: bool = False
 ) -> Agent:
     paths = BmadPaths.load(project)
     request = StageRequest(stage, "1.1", find_story_file(paths.stories, "1.1"), revision)
     prompt = default_prompt(request, paths)
-    return Agent(project, stage.value, "1.1", *flags, prompt=prompt, typed=typed)
+    return Agent(project, stage, "1.1", *flags, prompt=prompt, typed=typed)
 
 
 def test_each_turn_ends_with_the_turn_end_file(project: Path, prd: Path) -> None:
-    agent = start(project, Stage.SM)
+    agent = start(project, "sm")
     try:
         story = project / "docs" / "stories" / "1.1.story.md"
         agent.wait_for(lambda: agent.turn_end.exists(), "turn end")
@@ -413,7 +411,7 @@ def test_each_turn_ends_with_the_turn_end_file(project: Path, prd: Path) -> None
 
 
 def test_quiet_turns_signal_nothing(project: Path, prd: Path) -> None:
-    agent = start(project, Stage.SM, "--quiet-turns")
+    agent = start(project, "sm", "--quiet-turns")
     try:
         agent.wait_for(lambda: "turn ended (quietly)" in agent.output(), "the end of the turn")
         assert (project / "docs" / "stories" / "1.1.story.md").exists()
@@ -423,11 +421,11 @@ def test_quiet_turns_signal_nothing(project: Path, prd: Path) -> None:
 
 
 def test_a_revision_in_steps_spreads_its_writes_over_a_second(project: Path, prd: Path) -> None:
-    run_stage(project, Stage.SM)
-    run_stage(project, Stage.PO, "1.1", "--po-nogo", "1")
+    run_stage(project, "sm")
+    run_stage(project, "po", "1.1", "--po-nogo", "1")
     story = project / "docs" / "stories" / "1.1.story.md"
     before = story.read_text()
-    agent = start(project, Stage.SM, "--revise-in-steps", revision=True)
+    agent = start(project, "sm", "--revise-in-steps", revision=True)
     try:
         agent.wait_for(lambda: story.read_text() != before, "the first edit")
         first = time.monotonic()
@@ -440,10 +438,10 @@ def test_a_revision_in_steps_spreads_its_writes_over_a_second(project: Path, prd
 def test_gate_first_writes_the_qa_results_line_after_the_gate_file(
     project: Path, prd: Path
 ) -> None:
-    run_stage(project, Stage.SM)
+    run_stage(project, "sm")
     story = project / "docs" / "stories" / "1.1.story.md"
     set_status(story, "Review")
-    agent = start(project, Stage.QA, "--gate-first")
+    agent = start(project, "qa", "--gate-first")
     try:
         paths = BmadPaths.load(project)
         agent.wait_for(lambda: find_gate(paths, "1.1"), "the gate file")
@@ -454,7 +452,7 @@ def test_gate_first_writes_the_qa_results_line_after_the_gate_file(
 
 
 def test_ask_waits_for_a_typed_answer_before_working(project: Path, prd: Path) -> None:
-    agent = start(project, Stage.SM, "--misbehave", "ask", typed=True)
+    agent = start(project, "sm", "--misbehave", "ask", typed=True)
     story = project / "docs" / "stories" / "1.1.story.md"
     try:
         agent.wait_for(lambda: agent.attention.exists(), "the question")
@@ -470,7 +468,7 @@ def test_ask_waits_for_a_typed_answer_before_working(project: Path, prd: Path) -
 def test_an_idle_turn_ends_without_output_then_a_nudge_gets_the_work(
     project: Path, prd: Path
 ) -> None:
-    agent = start(project, Stage.SM, "--misbehave", "idle-turn", typed=True)
+    agent = start(project, "sm", "--misbehave", "idle-turn", typed=True)
     story = project / "docs" / "stories" / "1.1.story.md"
     try:
         agent.wait_for(lambda: agent.turn_end.exists(), "the idle turn's end")

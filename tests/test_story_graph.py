@@ -9,11 +9,11 @@ from pathlib import Path
 import pytest
 
 from graphs.story import build_story_graph
-from orchestrator.bmad import BmadPaths, find_story_file, read_po_decisions, read_status
-from orchestrator.context import AgentSpec, StageSettings, StoryContext
-from orchestrator.sessions import TmuxAgentManager
-from orchestrator.simulated_agent import read_runs
+from orchestrator.agents.simulated import read_runs
+from orchestrator.methods.bmad_v4 import BmadPaths, find_story_file, read_po_decisions, read_status
+from orchestrator.tmux import TmuxAgentManager
 from state import StoryPolicy, StoryState
+from state.context import AgentSettings, StageSettings, StoryContext
 from tests.helpers import simulated_argv
 
 
@@ -27,8 +27,8 @@ def make_context(project: Path, socket: str, *sim_args: str, **stage_overrides) 
     return StoryContext(
         project=project,
         socket=socket,
-        agent=AgentSpec(
-            "simulated",
+        agent=AgentSettings(
+            profile="simulated",
             command=simulated_argv("--record", str(project / "prompts.jsonl"), *sim_args),
         ),
         stages=stages,
@@ -54,7 +54,7 @@ async def run_story(project: Path, socket: str) -> AsyncIterator:
     for context in contexts:
         manager: TmuxAgentManager = context.manager()
         await manager.kill_all()
-        manager.kill_server()
+        manager.server.kill()
 
 
 def prompts(project: Path, stage_command: str) -> list[str]:

@@ -14,7 +14,7 @@ import urllib.error
 import urllib.request
 from pathlib import Path
 
-from orchestrator.sessions import TmuxAgentManager
+from orchestrator.tmux import TmuxAgentManager
 from tests.helpers import REPO
 
 

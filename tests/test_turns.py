@@ -15,10 +15,11 @@ from typing import Any
 import pytest
 
 from nodes.stage import run_stage
-from orchestrator.context import AgentSpec, StageSettings, StoryContext
+from orchestrator.agents.profiles import ATTENTION_HOOK, TURN_END_HOOK
 from orchestrator.files import StateDir
-from orchestrator.profiles import ATTENTION_HOOK, TURN_END_HOOK
-from state import STAGES, AttemptRecord, StoryState
+from orchestrator.stages import STAGES
+from state import AttemptRecord, StoryState
+from state.context import AgentSettings, StageSettings, StoryContext
 from tests.helpers import simulated_argv
 
 REVISABLE = """# Story 1.1: Add a todo
@@ -68,7 +69,7 @@ async def stage(project: Path, socket: str) -> AsyncIterator[Runner]:
         context = StoryContext(
             project=project,
             socket=socket,
-            agent=AgentSpec(profile, command=argv, settle=settle, nudges=nudges),  # type: ignore[arg-type]
+            agent=AgentSettings(profile=profile, command=argv, settle=settle, nudges=nudges),  # type: ignore[arg-type]
             stages={s: StageSettings(timeout=timeout, stall_timeout=None) for s in STAGES},
         )
         contexts.append(context)
@@ -81,7 +82,7 @@ async def stage(project: Path, socket: str) -> AsyncIterator[Runner]:
     for context in contexts:
         manager = context.manager()
         await manager.kill_all()
-        manager.kill_server()
+        manager.server.kill()
 
 
 def revisable(project: Path) -> tuple[Path, StoryState]:

@@ -8,9 +8,9 @@ from pathlib import Path
 
 import pytest
 
-from orchestrator.profiles import make_profile
-from orchestrator.sessions import TmuxAgentManager
-from orchestrator.waiting import FileWatcher, filesystem_now, shared_watcher, wait_for_output
+from orchestrator.agents.profiles import make_profile
+from orchestrator.tmux import TmuxAgentManager
+from orchestrator.watch import FileWatcher, filesystem_now, shared_watcher, wait_for_output
 
 
 def exists_with(path: Path, marker: str = ""):
@@ -105,7 +105,7 @@ async def test_agent_exit_without_output_ends_the_wait_at_once(
         "dev", "1.1", profile=make_profile("generic", ["sh", "-c", "echo crashed; exit 4"])
     )
     result = await wait_for_output(
-        lambda: None, watch=[project], manager=manager, session=session, timeout=60
+        lambda: None, watch=[project], probe=manager.probe(session), timeout=60
     )
     assert result.reason == "agent_gone"
     assert result.exit_status == 4
@@ -121,7 +121,7 @@ async def test_output_written_just_before_exit_still_counts(
         "qa", "1.1", profile=make_profile("generic", ["sh", "-c", f"echo ok > {out}; exit 0"])
     )
     result = await wait_for_output(
-        exists_with(out), watch=[project], manager=manager, session=session, timeout=30
+        exists_with(out), watch=[project], probe=manager.probe(session), timeout=30
     )
     assert result.reason == "done"
 
@@ -129,10 +129,10 @@ async def test_output_written_just_before_exit_still_counts(
 async def test_a_vanished_session_ends_the_wait(manager: TmuxAgentManager, project: Path) -> None:
     session = await manager.spawn("sm", "1.1", profile=make_profile("generic", ["sleep", "60"]))
     waiter = asyncio.create_task(
-        wait_for_output(lambda: None, watch=[project], manager=manager, session=session, timeout=60)
+        wait_for_output(lambda: None, watch=[project], probe=manager.probe(session), timeout=60)
     )
     await asyncio.sleep(0)
-    manager.server.cmd("kill-session", "-t", f"={session.name}")  # someone else killed it
+    manager.server.libtmux.cmd("kill-session", "-t", f"={session.name}")  # someone else killed it
     result = await waiter
     assert result.reason == "agent_gone"
     assert "vanished" in result.detail
@@ -143,8 +143,7 @@ async def test_stalled_when_nothing_moves(manager: TmuxAgentManager, project: Pa
     result = await wait_for_output(
         lambda: None,
         watch=[project],
-        manager=manager,
-        session=session,
+        probe=manager.probe(session),
         timeout=30,
         stall_timeout=0.6,
     )
@@ -157,8 +156,7 @@ async def test_agent_output_counts_as_activity(manager: TmuxAgentManager, projec
     result = await wait_for_output(
         lambda: None,
         watch=[project],
-        manager=manager,
-        session=session,
+        probe=manager.probe(session),
         timeout=2.0,
         stall_timeout=0.8,
     )
@@ -196,12 +194,12 @@ def test_filesystem_now_orders_with_later_writes(tmp_path: Path) -> None:
 
 
 async def _sm_wait(manager: TmuxAgentManager, project: Path, *sim: str, stall: float | None = None):
-    from orchestrator.bmad import BmadPaths
-    from orchestrator.stages import Stage, StageRequest, check_stage_output, watch_dirs
+    from orchestrator.methods import StageRequest
+    from orchestrator.methods.bmad_v4 import BmadPaths, check_stage_output, watch_dirs
     from tests.helpers import simulated_argv
 
     paths = BmadPaths.load(project)
-    request = StageRequest(Stage.SM, "1.1")
+    request = StageRequest("sm", "1.1")
     since = filesystem_now(manager.state_dir / "run")
     session = await manager.spawn(
         "sm", "1.1", profile=make_profile("simulated", simulated_argv(*sim)), prompt="draft 1.1"
@@ -209,8 +207,7 @@ async def _sm_wait(manager: TmuxAgentManager, project: Path, *sim: str, stall: f
     return await wait_for_output(
         lambda: check_stage_output(request, paths, since_ns=since),
         watch=watch_dirs(request, paths),
-        manager=manager,
-        session=session,
+        probe=manager.probe(session),
         timeout=30,
         stall_timeout=stall,
     )
@@ -268,7 +265,7 @@ async def test_another_sessions_output_does_not_rerun_our_check(
         checks += 1
 
     result = await wait_for_output(
-        count, watch=[project / "out"], manager=manager, session=quiet, timeout=2.0
+        count, watch=[project / "out"], probe=manager.probe(quiet), timeout=2.0
     )
     assert result.reason == "timeout"
     # The first look plus one per 500 ms tick, not one per line the other session printed.

@@ -144,7 +144,7 @@ def split_command(command: str | Sequence[str]) -> tuple[str, ...]:
 
 def simulated_command(args: Sequence[str] = ()) -> tuple[str, ...]:
     """The simulated agent, run with this interpreter so it works inside any venv."""
-    return (sys.executable, "-m", "orchestrator.simulated_agent", *args)
+    return (sys.executable, "-m", "orchestrator.agents.simulated", *args)
 
 
 def make_profile(

@@ -9,26 +9,22 @@ starting it at SM would re-draft a story that may be finished.
 from __future__ import annotations
 
 from collections.abc import Iterable
-from dataclasses import asdict, dataclass
 from pathlib import Path
-from typing import Any, Literal
 
-from orchestrator.bmad import (
+from orchestrator.methods.base import UNKNOWN, StartAt, StoryStanding
+from orchestrator.methods.bmad_v4.gates import newest_gate
+from orchestrator.methods.bmad_v4.names import find_story_file
+from orchestrator.methods.bmad_v4.paths import (
     CONFIG_FILE,
     MANIFEST_FILE,
-    UNKNOWN,
     BmadConfigError,
     BmadPaths,
-    WorkflowState,
-    find_story_file,
     installed_version,
-    newest_gate,
-    read_story_status,
-    read_text,
     version_tuple,
 )
+from orchestrator.methods.bmad_v4.status import WorkflowState, read_story_status
+from orchestrator.methods.bmad_v4.text import read_text
 
-StartAt = Literal["sm", "po", "dev", "qa", "done"]
 START_FOR_STATE: dict[str, StartAt] = {
     WorkflowState.DRAFT: "po",
     WorkflowState.APPROVED: "dev",
@@ -40,23 +36,6 @@ START_FOR_STATE: dict[str, StartAt] = {
 MIN_VERSION = (4, 39, 0)  # QA gate files, qa.qaLocation and *review-qa arrived in 4.39.0
 AGENT_COMMANDS = ("sm", "po", "dev", "qa")
 INSTALL_HINT = "npx bmad-method@4.44.3 install --full --directory . --ide claude-code"
-
-
-@dataclass(frozen=True)
-class StoryStanding:
-    """One story as `status` shows it; `start` is None when a run would not start it."""
-
-    story: str
-    file: str | None
-    status_raw: str | None
-    state: str | None
-    gate_file: str | None
-    gate: str | None
-    start: StartAt | None
-    reason: str | None = None
-
-    def as_json(self) -> dict[str, Any]:
-        return asdict(self)
 
 
 def story_standing(

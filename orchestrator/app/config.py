@@ -1,75 +1,39 @@
 """epic.yaml: what to run, validated before anything starts.
 
 Every error names the field and the problem (`stories[1].depends_on: unknown story '9.9'`), so a
-typo costs a second, not a night of agent time.
+typo costs a second, not a night of agent time. The `agent:` and `stages:` sections are the
+runtime context's own models (`state.context`), handed to the story graph as they are.
 """
 
 from __future__ import annotations
 
+import graphlib
 import hashlib
 import os
 import re
 from pathlib import Path
 from typing import Annotated, Any, Literal
 
-from pydantic import (
-    BaseModel,
-    BeforeValidator,
-    ConfigDict,
-    Field,
-    ValidationError,
-    field_validator,
-    model_validator,
-)
+from pydantic import BeforeValidator, Field, ValidationError, model_validator
 
 from orchestrator.defaults import (
     DEFAULT_LOG_MAX_BYTES,
-    DEFAULT_NUDGES,
     DEFAULT_PREFIX,
-    DEFAULT_SETTLE,
     DEFAULT_SOCKET,
     STATE_DIR_NAME,
 )
 from orchestrator.errors import ConfigError
-from orchestrator.profiles import ProfileName, PromptVia
+from orchestrator.methods import DEFAULT_METHOD, MethodName, get_method
+from orchestrator.stages import StageName
+from orchestrator.tmux.names import sanitise
+from orchestrator.units import ByteSize
+from state.context import AgentSettings, Settings, StageSettings, StoryContext
+from state.story import StoryPolicy
 
-StageKey = Literal["sm", "po", "dev", "qa"]
-_DURATION = re.compile(r"^\s*(\d+(?:\.\d+)?)\s*(ms|s|m|h)?\s*$")
-_UNITS = {"ms": 0.001, "s": 1.0, "m": 60.0, "h": 3600.0, None: 1.0}
-_SIZE = re.compile(r"^\s*(\d+(?:\.\d+)?)\s*([KMG]i?B|B)?\s*$", re.I)
-_SIZE_UNITS = {
-    **{"b": 1, "kb": 10**3, "mb": 10**6, "gb": 10**9},
-    **{"kib": 2**10, "mib": 2**20, "gib": 2**30},
-}
 # Story ids become file names and tmux session names: letters, digits and single separators.
 _STORY_ID = re.compile(r"^[A-Za-z0-9]+(?:[._-][A-Za-z0-9]+)*$")
 MAX_STORY_ID = 64
 MAX_VALUES = 100_000
-
-
-def parse_duration(value: Any) -> Any:
-    """Seconds as a number, or a string such as `90s`, `10m`, `1.5h`."""
-    if isinstance(value, bool):
-        raise ValueError("expected a duration such as 600, 90s or 10m")
-    if isinstance(value, int | float):
-        return float(value)
-    if isinstance(value, str):
-        match = _DURATION.match(value)
-        if match:
-            return float(match.group(1)) * _UNITS[match.group(2)]
-    raise ValueError(f"expected a duration such as 600, 90s or 10m, got {value!r}")
-
-
-def parse_size(value: Any) -> Any:
-    """Bytes as a number, or a string such as `500KB`, `64MiB`, `1GB`."""
-    if isinstance(value, bool):
-        raise ValueError("expected a size such as 64MB")
-    if isinstance(value, int):
-        return value
-    if isinstance(value, str) and (match := _SIZE.match(value)):
-        unit = (match.group(2) or "B").lower()
-        return int(float(match.group(1)) * _SIZE_UNITS[unit])
-    raise ValueError(f"expected a size such as 1048576, 500KB or 64MiB, got {value!r}")
 
 
 def check_story_id(value: Any) -> str:
@@ -95,43 +59,12 @@ def check_story_id(value: Any) -> str:
     return value
 
 
-Duration = Annotated[float, BeforeValidator(parse_duration), Field(gt=0)]
-ByteSize = Annotated[int, BeforeValidator(parse_size), Field(ge=1024)]
 StoryId = Annotated[str, BeforeValidator(check_story_id)]
 
 
-class _Strict(BaseModel):
-    model_config = ConfigDict(extra="forbid", frozen=True)
+class StoryEntry(Settings):
+    """One story of the epic and the stories it waits for."""
 
-
-class AgentConfig(_Strict):
-    command: str | list[str] | None = None
-    profile: ProfileName = "claude"
-    flags: list[str] = Field(default_factory=list)
-    ready_timeout: Duration | None = None
-    prompt_via: PromptVia = "argv"
-    settle: Annotated[float, BeforeValidator(parse_duration), Field(ge=0)] = DEFAULT_SETTLE
-    nudges: int = Field(default=DEFAULT_NUDGES, ge=0)
-
-
-class StageConfig(_Strict):
-    timeout: Duration | None = None
-    stall_timeout: Duration | None = None
-    max_attempts: int | None = Field(default=None, ge=1)
-    prompt: str | None = None
-    agent: AgentConfig | None = None
-
-    @field_validator("prompt")
-    @classmethod
-    def _known_placeholders(cls, value: str | None) -> str | None:
-        if value is not None:
-            from orchestrator.stages import check_template
-
-            check_template(value)
-        return value
-
-
-class StoryEntry(_Strict):
     id: StoryId
     depends_on: list[StoryId] = Field(default_factory=list)
 
@@ -140,37 +73,40 @@ def _story_entry(value: Any) -> Any:
     return value if isinstance(value, dict) else {"id": value}
 
 
-class TmuxConfig(_Strict):
+class TmuxSettings(Settings):
+    """The tmux server the agents run on, and their session names."""
+
     socket: str = Field(default=DEFAULT_SOCKET, pattern=r"^[A-Za-z0-9_.-]+$")
     session_prefix: str = Field(default=DEFAULT_PREFIX, pattern=r"^[A-Za-z0-9_-]+$")
 
 
-class LogsConfig(_Strict):
+class LogSettings(Settings):
+    """The pane logs."""
+
     max_size: ByteSize = DEFAULT_LOG_MAX_BYTES
 
 
-class EpicConfig(_Strict):
+class EpicConfig(Settings):
     """The validated epic.yaml; `project` and `state_dir` are absolute after `load_epic`."""
 
     project: Path = Path(".")
+    method: MethodName = DEFAULT_METHOD
     stories: list[Annotated[StoryEntry, BeforeValidator(_story_entry)]] = Field(min_length=1)
     parallel: int = Field(default=1, ge=1)
-    agent: AgentConfig = Field(default_factory=AgentConfig)
-    stages: dict[StageKey, StageConfig] = Field(default_factory=dict)
-    max_revisions: int = Field(default=1, ge=0)
-    max_fix_rounds: int = Field(default=2, ge=0)
+    agent: AgentSettings = Field(default_factory=AgentSettings)
+    stages: dict[StageName, StageSettings] = Field(default_factory=dict)
+    max_revisions: int = Field(default=StoryPolicy().max_revisions, ge=0)
+    max_fix_rounds: int = Field(default=StoryPolicy().max_fix_rounds, ge=0)
     concerns: Literal["pass", "fail"] = "pass"
     po_conditional: Literal["approve", "reject"] = "approve"
-    tmux: TmuxConfig = Field(default_factory=TmuxConfig)
-    logs: LogsConfig = Field(default_factory=LogsConfig)
+    tmux: TmuxSettings = Field(default_factory=TmuxSettings)
+    logs: LogSettings = Field(default_factory=LogSettings)
     state_dir: Path = Path(STATE_DIR_NAME)
     source: Path | None = Field(default=None, exclude=True)
     sha256: str = Field(default="", exclude=True)
 
     @model_validator(mode="after")
-    def _check_stories(self) -> EpicConfig:
-        from orchestrator.sessions import sanitise
-
+    def _check(self) -> EpicConfig:
         seen: dict[str, str] = {}
         for index, story in enumerate(self.stories):
             key = sanitise(story.id)
@@ -189,9 +125,18 @@ class EpicConfig(_Strict):
                     raise ValueError(
                         f"stories[{index}].depends_on: story {dep!r} depends on itself"
                     )
-        cycle = _find_cycle({s.id: s.depends_on for s in self.stories})
-        if cycle:
-            raise ValueError(f"stories: dependency cycle {' -> '.join(cycle)}")
+        try:
+            graphlib.TopologicalSorter(self.dependencies()).prepare()
+        except graphlib.CycleError as exc:
+            cycle = list(reversed(exc.args[1]))
+            raise ValueError(f"stories: dependency cycle {' -> '.join(cycle)}") from None
+        method = get_method(self.method)
+        for stage, settings in self.stages.items():
+            if settings.prompt is not None:
+                try:
+                    method.check_prompt(settings.prompt)
+                except ValueError as exc:
+                    raise ValueError(f"stages.{stage}.prompt: {exc}") from None
         return self
 
     @property
@@ -199,29 +144,48 @@ class EpicConfig(_Strict):
         return [s.id for s in self.stories]
 
     def dependencies(self) -> dict[str, list[str]]:
+        """Each story's dependencies, in the listed order."""
         return {s.id: list(s.depends_on) for s in self.stories}
 
+    def story_context(
+        self, run_id: str, *, simulate: bool = False, adopt: bool = False
+    ) -> StoryContext:
+        """The story graph's runtime context for a run of this epic."""
+        agent, stages = self.agent, self.stages
+        if simulate:  # every agent becomes the simulated agent, with the same turn settings
+            agent = agent.simulated()
+            stages = {
+                name: settings.model_copy(
+                    update={"agent": settings.agent.simulated() if settings.agent else None}
+                )
+                for name, settings in stages.items()
+            }
+        return StoryContext(
+            project=self.project,
+            method=self.method,
+            socket=self.tmux.socket,
+            session_prefix=self.tmux.session_prefix,
+            state_dir=self.state_dir,
+            run_id=run_id,
+            agent=agent,
+            stages=stages,
+            adopt_live_sessions=adopt,
+            log_max_bytes=self.logs.max_size,
+        )
 
-def _find_cycle(graph: dict[str, list[str]]) -> list[str] | None:
-    state: dict[str, int] = {}
-    stack: list[str] = []
-
-    def visit(node: str) -> list[str] | None:
-        state[node] = 1
-        stack.append(node)
-        for dep in graph[node]:
-            if state.get(dep) == 1:
-                return [*stack[stack.index(dep) :], dep]
-            if dep not in state and (found := visit(dep)):
-                return found
-        stack.pop()
-        state[node] = 2
-        return None
-
-    for node in graph:
-        if node not in state and (found := visit(node)):
-            return found
-    return None
+    def story_policy(self) -> StoryPolicy:
+        """The bounds the story graph's routing obeys."""
+        return StoryPolicy(
+            max_attempts={
+                stage: settings.max_attempts
+                for stage, settings in self.stages.items()
+                if settings.max_attempts is not None
+            },
+            max_revisions=self.max_revisions,
+            max_fix_rounds=self.max_fix_rounds,
+            concerns=self.concerns,
+            po_conditional=self.po_conditional,
+        )
 
 
 def _expanded_size(value: Any, limit: int) -> int:

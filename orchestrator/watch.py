@@ -6,7 +6,9 @@ each with their own watcher would queue). Waiters subscribe to directories and r
 predicate when something there changes, and on a periodic tick that also covers the race of a
 file written before the watch was registered.
 
-`wait_for_output` ends with one typed reason: done, agent_gone, timeout, stalled or cancelled.
+`wait_for_output` ends with one typed reason: done (a valid output, and the agent's turn is
+over), agent_gone, timeout, stalled, cancelled or needs_input. It knows the agent only through a
+small probe (`AgentProbe`), never the tmux runtime itself.
 """
 
 from __future__ import annotations
@@ -19,10 +21,7 @@ import weakref
 from collections.abc import Awaitable, Callable, Iterable
 from dataclasses import dataclass, field
 from pathlib import Path
-from typing import TYPE_CHECKING, Any, Generic, Literal, TypeVar
-
-if TYPE_CHECKING:
-    from orchestrator.sessions import AgentSession, TmuxAgentManager
+from typing import Any, Generic, Literal, Protocol, TypeVar
 
 T = TypeVar("T")
 WaitReason = Literal[
@@ -33,7 +32,6 @@ NudgeReason = Literal["turn_end", "attention"]
 
 STEP_MS = 10  # watchfiles' default 50 ms step means ~100 ms latency; 10 ms gives ~11 ms
 TICK_MS = 500  # empty batches this often: liveness checks and missed-event insurance
-SESSION_CHECK_INTERVAL = 2.0  # seconds between "does the session still exist" tmux calls
 
 
 def filesystem_now(folder: Path) -> int:
@@ -59,13 +57,11 @@ class Subscription:
         self.watcher = watcher
         self.dirs = frozenset(Path(d).resolve() for d in dirs)
         self.changed: set[Path] = set()
-        self.last_change = time.monotonic()
         self._event = asyncio.Event()
 
     def notify(self, paths: set[Path]) -> None:
-        if paths:
-            self.changed |= paths
-            self.last_change = time.monotonic()
+        """Wake the waiter: `paths` changed (an empty set is the periodic tick)."""
+        self.changed |= paths
         self._event.set()
 
     async def wait(self) -> set[Path]:
@@ -96,7 +92,6 @@ class FileWatcher:
         self._subs: set[Subscription] = set()
         self._task: asyncio.Task[None] | None = None
         self._restart = asyncio.Event()
-        self.restarts = 0
 
     def subscribe(self, dirs: Iterable[Path]) -> Subscription:
         sub = Subscription(self, dirs)
@@ -129,7 +124,6 @@ class FileWatcher:
             wanted, roots = self._roots()
             self._current_dirs = frozenset(d for d in wanted if d in roots)
             self._restart = asyncio.Event()
-            self.restarts += 1
             # Anything may have happened while no watch was registered: let everyone look.
             self._dispatch(set(), tick=True)
             try:
@@ -198,34 +192,23 @@ class WaitResult(Generic[T]):
         return self.reason == "done"
 
 
-@dataclass
-class _SessionProbe:
-    manager: TmuxAgentManager
-    session: AgentSession
-    next_check: float = 0.0
+class AgentProbe(Protocol):
+    """What a wait needs to know about the agent session it waits on (see `tmux.sessions`)."""
+
+    watched: list[Path]  # folders holding the session's own files (log, exit status)
+    activity: list[Path]  # files whose changes mean the agent is doing something
 
     def exited(self) -> int | None:
-        """The agent's exit status, if its wrapper recorded one."""
-        try:
-            text = self.session.exit_file.read_text().strip()
-        except OSError:
-            return None
-        return int(text) if text.lstrip("-").isdigit() else -1
+        """The agent's exit status once it exited, else None."""
+        ...
 
     async def vanished(self) -> bool:
-        now = time.monotonic()
-        if now < self.next_check:
-            return False
-        self.next_check = now + SESSION_CHECK_INTERVAL
-        return not await self.manager.exists(self.session.name)
+        """Whether the session is gone (asked cheaply: it may answer from a recent look)."""
+        ...
 
     async def screen(self) -> list[str]:
-        """The last 40 non-blank lines: a dead pane pads its screen with blank rows."""
-        try:
-            lines = await self.manager.capture(self.session.name, -200)
-        except Exception:
-            return []
-        return [line for line in lines if line.strip()][-40:]
+        """The last lines on the agent's screen (for the recovery log)."""
+        ...
 
 
 class _Signal:
@@ -257,8 +240,7 @@ async def wait_for_output(
     check: Callable[[], T | None] | Callable[[], Awaitable[T | None]],
     *,
     watch: Iterable[Path],
-    manager: TmuxAgentManager | None = None,
-    session: AgentSession | None = None,
+    probe: AgentProbe | None = None,
     timeout: float | None = None,
     stall_timeout: float | None = None,
     cancel: asyncio.Event | None = None,
@@ -272,10 +254,11 @@ async def wait_for_output(
     """Wait until `check()` returns something other than None and the agent's turn is over.
 
     `check` runs in a worker thread (it reads files) after every change in `watch`, and on ticks.
-    Without a `session` (or with `settle` 0) the first valid output ends the wait. With one, a
-    valid output ends it once the turn is over: the turn-end file is written at or after the
-    output's own time (`value.written_ns`, when it has one), the agent exits, or nothing moves
-    (its log, the watched folders) for `settle` seconds. Signals count from `signals_since_ns`.
+    Without a `probe` of the agent's session (or with `settle` 0) the first valid output ends the
+    wait. With one, a valid output ends it once the turn is over: the turn-end file is written at
+    or after the output's own time (`value.written_ns`, when it has one), the agent exits, or
+    nothing moves (its log, the watched folders) for `settle` seconds. Signals count from
+    `signals_since_ns`.
 
     When the turn ends (or the attention file is written) with no valid output, `nudge` is
     awaited with the reason; it returns False when it may not nudge any more, which ends the wait
@@ -286,7 +269,6 @@ async def wait_for_output(
     """
     watcher = watcher or shared_watcher()
     started = last_activity = time.monotonic()
-    probe = _SessionProbe(manager, session) if manager and session else None
     turn_end = _Signal(turn_end_file if probe else None, signals_since_ns)
     attention = _Signal(attention_file if probe else None, signals_since_ns)
     outputs = {Path(d).resolve() for d in watch}
@@ -294,9 +276,8 @@ async def wait_for_output(
     activity_files: set[Path] = set()
     signal_files = {p.resolve() for p in (turn_end_file, attention_file) if p is not None}
     if probe is not None:
-        dirs += [probe.session.exit_file.parent, probe.session.log_path.parent]
-        dirs += [p.parent for p in signal_files]
-        activity_files = {probe.session.log_path.resolve(), probe.session.exit_file.resolve()}
+        dirs += [*probe.watched, *(p.parent for p in signal_files)]
+        activity_files = {p.resolve() for p in probe.activity}
     quiet_wait = settle if probe is not None else 0.0
 
     def is_activity(path: Path) -> bool:

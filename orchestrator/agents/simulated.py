@@ -1,10 +1,10 @@
-"""A stand-in for an agent CLI: a real TUI-ish program that does each BMad v4 stage's file work.
+"""A stand-in for an agent CLI: a real TUI-ish program that does each stage's file work.
 
 Run inside tmux exactly like `claude` would be: the stage and story come from the session
-environment (`BMAD_STAGE`, `BMAD_STORY_ID`, `BMAD_PROJECT`, `BMAD_STATE_DIR`), the prompt from the
-last argv element or typed into its input line (`sim> `, raw mode, bracketed paste). It writes
-what the real BMad agent writes (story file, PO decision, Status, gate file) and then stays alive,
-as Claude Code does, until the orchestrator kills it.
+environment (`BMAD_STAGE`, `BMAD_STORY_ID`, `BMAD_PROJECT`, `BMAD_STATE_DIR`, `BMAD_METHOD`), the
+prompt from the last argv element or typed into its input line (`sim> `, raw mode, bracketed
+paste). It writes what the real BMad agent writes, through the method's rehearsal (story file, PO
+report, Status, gate file), and then stays alive, as Claude Code does, until it is killed.
 
 Like a real agent it ends each turn with a signal: it writes `BMAD_TURN_END_FILE` (or, given a
 Claude settings file with `--settings`, runs that file's `Stop` hooks as Claude Code would), and
@@ -21,7 +21,8 @@ waits for a typed answer before working, `idle-turn` ends its first turn without
 per story and stage in `{state_dir}/simulated/runs.json`, which is also how tests prove a stage
 was not re-run.
 
-Only the standard library and this package's file helpers: it starts in tens of milliseconds.
+Only the standard library, this package's file helpers and the method: it starts in tens of
+milliseconds.
 """
 
 from __future__ import annotations
@@ -38,18 +39,11 @@ import termios
 import time
 from collections.abc import Iterator
 from dataclasses import dataclass
-from datetime import UTC, datetime
 from pathlib import Path
 
-from orchestrator.bmad import (
-    BmadPaths,
-    find_story_file,
-    po_report_path,
-    read_status,
-    set_status,
-    slugify,
-)
+from orchestrator.defaults import STATE_DIR_NAME
 from orchestrator.files import StateDir, open_private, write_atomic, write_private
+from orchestrator.methods import DEFAULT_METHOD, get_method
 
 PROMPT = "sim> "
 PASTE_START = b"\x1b[200~"
@@ -134,7 +128,7 @@ def _count_spec(value: str) -> str:
 
 def parse_args(argv: list[str] | None = None) -> argparse.Namespace:
     parser = argparse.ArgumentParser(
-        prog="python -m orchestrator.simulated_agent",
+        prog="python -m orchestrator.agents.simulated",
         description="A simulated BMad agent CLI for rehearsals and tests.",
     )
     parser.add_argument("prompt", nargs="?", help="the stage prompt (as claude takes it)")
@@ -185,240 +179,30 @@ def parse_args(argv: list[str] | None = None) -> argparse.Namespace:
 
 @dataclass
 class Identity:
+    """Which stage of which story, in which project: what the session's environment says."""
+
     stage: str | None
     story_id: str | None
     project: Path
     state_dir: Path
+    method: str = DEFAULT_METHOD
 
     @classmethod
     def from_env(cls) -> Identity:
         project = Path(os.environ.get("BMAD_PROJECT") or os.getcwd())
-        state_dir = Path(os.environ.get("BMAD_STATE_DIR") or project / ".bmad-orchestrator")
+        state_dir = Path(os.environ.get("BMAD_STATE_DIR") or project / STATE_DIR_NAME)
         return cls(
             os.environ.get("BMAD_STAGE") or None,
             os.environ.get("BMAD_STORY_ID") or None,
             project,
             state_dir,
+            os.environ.get("BMAD_METHOD") or DEFAULT_METHOD,
         )
 
 
 def say(text: str = "") -> None:
     sys.stdout.write(text.replace("\n", "\r\n") + "\r\n")
     sys.stdout.flush()
-
-
-# --- the stages' file work ----------------------------------------------------------------------
-
-
-def _today() -> str:
-    return datetime.now(UTC).strftime("%Y-%m-%d")
-
-
-def _epic_story(paths: BmadPaths, story_id: str) -> tuple[str, list[str]]:
-    """The story's title and acceptance criteria from the sharded PRD, if it has them."""
-    epic = story_id.split(".")[0]
-    for epic_file in sorted((paths.root / "docs" / "prd").glob(f"epic-{epic}*.md")):
-        text = epic_file.read_text()
-        # `Story 1.1` is never `Story 1.10` or `Story 1.1.1`.
-        heading = re.search(
-            rf"^(#+)\s*Story\s+{re.escape(story_id)}(?![\w.])[ \t]*:?\s*(.+)$", text, re.M
-        )
-        if heading is None:
-            continue
-        body = text[heading.end() :]
-        # The PRD template nests `Acceptance Criteria` as a sub-heading: stop at the next story.
-        level = len(heading.group(1))
-        following = re.search(rf"^#{{1,{level}}}\s", body, re.M)
-        body = body[: following.start()] if following else body
-        criteria = [m.group(1).strip() for m in re.finditer(r"^\s*\d+[.:]\s*(.+)$", body, re.M)]
-        return heading.group(2).strip(), criteria
-    return f"Simulated story {story_id}", []
-
-
-def _write_in_pieces(path: Path, text: str, pieces: bool) -> None:
-    if not pieces:
-        path.parent.mkdir(parents=True, exist_ok=True)
-        path.write_text(text)
-        return
-    # Half a file first, as an editor flushing a long write would: it must not count as done.
-    cut = text.index("## Status") if "## Status" in text else len(text) // 2
-    path.parent.mkdir(parents=True, exist_ok=True)
-    with path.open("w") as handle:
-        handle.write(text[:cut])
-        handle.flush()
-        os.fsync(handle.fileno())
-        time.sleep(0.3)  # the simulated agent's own pace, not a synchronisation point
-        handle.write(text[cut:])
-
-
-def revise_story(story: Path, *, in_steps: bool, pause: float = STEP_PAUSE) -> Path:
-    """SM revision after a NO-GO: sharpen the ACs, name the tests, then log the revision.
-
-    `in_steps` edits the file three times, `pause` apart, as an agent's editor would: the first
-    edit already leaves a story with a Status, long before the revision is done.
-    """
-    text = story.read_text()
-    text = re.sub(r"^(\d+\. .*?)\.?$", r"\1, observable in the UI.", text, count=1, flags=re.M)
-    if in_steps:
-        write_atomic(story, text)
-        time.sleep(pause)
-    text = text.replace("Add a test for AC", "Add the unit test for AC")
-    if in_steps:
-        write_atomic(story, text)
-        time.sleep(pause)
-    text = text.replace(
-        "\n## Dev Agent Record",
-        f"| {_today()} | 0.2 | Revised per PO validation | Bob (SM, simulated) |\n"
-        "\n## Dev Agent Record",
-        1,
-    )
-    write_atomic(story, text)
-    set_status(story, "Draft")
-    return story
-
-
-def draft_story(
-    paths: BmadPaths,
-    story_id: str,
-    *,
-    pieces: bool,
-    partial: bool,
-    revision: bool = False,
-    in_steps: bool = False,
-    pause: float = STEP_PAUSE,
-) -> Path:
-    """SM `*draft`: a full v4 story file with Status Draft (or a revision of the existing one)."""
-    existing = find_story_file(paths.stories, story_id)
-    if existing is not None and revision:
-        return revise_story(existing, in_steps=in_steps, pause=pause)
-    title, criteria = _epic_story(paths, story_id)
-    criteria = criteria or [f"The behaviour of story {story_id} works as described."]
-    path = existing or paths.stories / f"{story_id}.story.md"
-    acs = "\n".join(f"{i}. {c}" for i, c in enumerate(criteria, 1))
-    tasks = "\n".join(
-        f"- [ ] Task {i}: Implement AC {i} (AC: {i})\n  - [ ] Subtask {i}.1: Add a test for AC {i}"
-        for i in range(1, len(criteria) + 1)
-    )
-    head = f"# Story {story_id}: {title}\n\n"
-    if partial:
-        path.parent.mkdir(parents=True, exist_ok=True)
-        path.write_text(head)
-        return path
-    text = (
-        f"{head}## Status\n\nDraft\n\n"
-        f"## Story\n\n**As a** user,\n**I want** {title.lower()},\n"
-        "**so that** the epic moves on\n\n"
-        f"## Acceptance Criteria\n\n{acs}\n\n"
-        f"## Tasks / Subtasks\n\n{tasks}\n\n"
-        "## Dev Notes\n\nDrafted by the simulated Scrum Master from the sharded PRD.\n\n"
-        "### Testing\n\nUnit tests beside the code.\n\n"
-        "## Change Log\n\n| Date | Version | Description | Author |\n|---|---|---|---|\n"
-        f"| {_today()} | 0.1 | Initial draft | Bob (SM, simulated) |\n\n"
-        "## Dev Agent Record\n\n### Agent Model Used\n\n### Debug Log References\n\n"
-        "### Completion Notes List\n\n### File List\n\n"
-        "## QA Results\n"
-    )
-    _write_in_pieces(path, text, pieces)
-    return path
-
-
-def validate_story(paths: BmadPaths, story_id: str, go: bool, *, conditional: bool = False) -> Path:
-    """PO `*validate-story-draft`: the report saved where the prompt asks, ending in a Decision.
-
-    The story file itself is not touched, as BMad's PO does not touch it.
-    """
-    decision = "GO" if go else "NO-GO"
-    if go and conditional:
-        decision = "CONDITIONAL GO - add a test for the empty title"
-    reasons = (
-        "- Acceptance criteria are testable; tasks cover every AC."
-        if go
-        else "- AC 1 is not testable as written: state the observable result.\n"
-        "- Tasks do not name the tests to add."
-    )
-    report = po_report_path(paths, story_id)
-    report.parent.mkdir(parents=True, exist_ok=True)
-    stamp = datetime.now(UTC).isoformat(timespec="microseconds")
-    write_atomic(
-        report,
-        f"# Story {story_id} validation report\n\nValidated by Sarah (PO, simulated) at "
-        f"{stamp}.\n\n#### Critical Issues\n\n{reasons}\n\n#### Final Assessment\n\n"
-        f"- **Implementation Readiness Score**: {9 if go else 5}/10\n\nDecision: {decision}\n",
-    )
-    return report
-
-
-def develop_story(story: Path, *, blocked: bool, fix_round: bool) -> str:
-    """Dev `*develop-story` / `*review-qa`: tick the tasks, fill the record, set the Status."""
-    text = story.read_text()
-    if blocked:
-        note = "- BLOCKED: a dependency named in Dev Notes does not exist (simulated)."
-        status = "Blocked"
-    else:
-        text = text.replace("- [ ] ", "- [x] ")
-        note = (
-            "- Applied the fixes from the latest QA gate (simulated)."
-            if fix_round
-            else "- Implemented every task; all tests pass (simulated)."
-        )
-        status = "Ready for Review"
-    text = text.replace("### Completion Notes List\n", f"### Completion Notes List\n\n{note}\n", 1)
-    write_atomic(story, text)
-    set_status(story, status)
-    return status
-
-
-def review_story(
-    paths: BmadPaths,
-    story: Path,
-    story_id: str,
-    gate: str,
-    *,
-    gate_first: bool = False,
-    pause: float = STEP_PAUSE,
-) -> Path:
-    """QA `*review`: the QA Results entry and the gate file (BMad's source of truth).
-
-    review-story's order is QA Results, then the gate; qa-gate's is the gate, then the `Gate:`
-    line in QA Results (`gate_first`, two `pause`s apart). Real agents do both.
-    """
-    title_match = re.search(r"^# Story [^:]+:\s*(.+)$", story.read_text(), re.M)
-    title = title_match.group(1).strip() if title_match else story_id
-    gate_file = paths.gates / f"{story_id}-{slugify(title)}.yml"
-    issues = (
-        "top_issues:\n  - id: TEST-001\n    severity: high\n"
-        "    finding: 'AC 1 has no test (simulated)'\n    suggested_action: 'Add the test'\n"
-        if gate == "FAIL"
-        else "top_issues: []\n"
-    )
-    gate_text = (
-        f"schema: 1\nstory: '{story_id}'\nstory_title: '{title}'\ngate: {gate}\n"
-        f"status_reason: 'Simulated review.'\nreviewer: 'Quinn (Test Architect)'\n"
-        f"updated: '{datetime.now(UTC).isoformat(timespec='microseconds')}'\n{issues}"
-        "waiver: { active: false }\n"
-    )
-    if gate_first:
-        write_atomic(gate_file, gate_text)
-        time.sleep(2 * pause)
-    relative = gate_file.relative_to(paths.root)
-    entry = (
-        f"### Review Date: {_today()}\n\n### Reviewed By: Quinn (Test Architect)\n\n"
-        f"### Gate Status\n\nGate: {gate} → {relative}\n"
-    )
-    text = story.read_text()
-    results = re.search(r"^## QA Results[ \t]*$", text, re.M)
-    if results is None:
-        text = text.rstrip() + "\n\n## QA Results\n\n" + entry
-    else:
-        # BMad appends below the existing entries, inside the section (another section may
-        # follow it).
-        following = re.search(r"^##\s", text[results.end() :], re.M)
-        end = results.end() + following.start() if following else len(text)
-        text = f"{text[:end].rstrip()}\n\n{entry}" + (f"\n{text[end:]}" if following else "")
-    write_atomic(story, text)
-    if not gate_first:
-        write_atomic(gate_file, gate_text)
-    return gate_file
 
 
 # --- the agent ----------------------------------------------------------------------------------
@@ -586,7 +370,7 @@ class Agent:
                     )
 
     def work(self, prompt: str) -> bool:
-        """The stage's file work; False when there is nothing to show for it (yet)."""
+        """The stage's file work; False when there is nothing to show for it."""
         me, args = self.me, self.args
         if me.stage is None or me.story_id is None:
             say("no BMAD_STAGE/BMAD_STORY_ID: nothing to do")
@@ -594,47 +378,45 @@ class Agent:
         for step in range(int(args.work_seconds / 0.5)):
             say(f"working… {step * 0.5:.1f}s")
             time.sleep(0.5)  # simulated work time (--work-seconds), printed as it passes
-        paths = BmadPaths.load(me.project)
-        story = find_story_file(paths.stories, me.story_id)
-        if me.stage == "sm":
-            crash = self.misbehaving("exit-mid-stage")
-            story = draft_story(
-                paths,
-                me.story_id,
-                pieces=self.misbehaving("pieces"),
-                partial=crash,
-                revision=prompt.lstrip().split("\n\n", 1)[-1].startswith("Revise story"),
-                in_steps=args.revise_in_steps,
-                pause=args.step_pause,
-            )
-            if crash:
-                say("fatal: simulated crash mid-stage")
-                sys.exit(EXIT_MID_STAGE)
-            status = read_status(story.read_text())
-            say(f"● drafted {story.relative_to(paths.root)} (Status: {status})")
-            return True
-        if story is None:
-            say(f"error: no story file for {me.story_id} in {paths.stories}")
+        rehearsal = get_method(me.method).open(me.project).rehearsal()
+        crash = self.misbehaving("exit-mid-stage")
+        try:
+            if me.stage == "sm":
+                said = rehearsal.draft(
+                    me.story_id,
+                    prompt,
+                    pieces=self.misbehaving("pieces"),
+                    partial=crash,
+                    in_steps=args.revise_in_steps,
+                    pause=args.step_pause,
+                )
+            elif crash:
+                said = ""
+            elif me.stage == "po":
+                go = self.run > _per_story(args.po_nogo, me.story_id)
+                said = rehearsal.validate(
+                    me.story_id, prompt, go=go, conditional=args.po_conditional
+                )
+            elif me.stage == "dev":
+                blocked_ids = (args.dev_blocked or "").split(",")
+                blocked = "all" in blocked_ids or me.story_id in blocked_ids
+                said = rehearsal.develop(me.story_id, prompt, blocked=blocked)
+            else:
+                failing = self.run <= _per_story(args.qa_fail, me.story_id)
+                said = rehearsal.review(
+                    me.story_id,
+                    prompt,
+                    verdict="FAIL" if failing else args.qa_gate,
+                    gate_first=args.gate_first,
+                    pause=args.step_pause,
+                )
+        except FileNotFoundError as exc:
+            say(f"error: {exc}")
             return False
-        if self.misbehaving("exit-mid-stage"):
+        if crash:
             say("fatal: simulated crash mid-stage")
             sys.exit(EXIT_MID_STAGE)
-        if me.stage == "po":
-            go = self.run > _per_story(args.po_nogo, me.story_id)
-            report = validate_story(paths, me.story_id, go, conditional=args.po_conditional)
-            decision = "GO" if go else "NO-GO"
-            say(f"● PO decision: {decision} → {report.relative_to(paths.root)}")
-        elif me.stage == "dev":
-            blocked_ids = (args.dev_blocked or "").split(",")
-            blocked = "all" in blocked_ids or me.story_id in blocked_ids
-            fix_round = "*review-qa" in prompt
-            say(f"● Status: {develop_story(story, blocked=blocked, fix_round=fix_round)}")
-        elif me.stage == "qa":
-            gate = "FAIL" if self.run <= _per_story(args.qa_fail, me.story_id) else args.qa_gate
-            gate_file = review_story(
-                paths, story, me.story_id, gate, gate_first=args.gate_first, pause=args.step_pause
-            )
-            say(f"● Gate: {gate} → {gate_file.relative_to(paths.root)}")
+        say(f"● {said}")
         return True
 
     def show_prompt(self, composing: bytes = b"") -> None:

@@ -20,7 +20,7 @@ from typing import Any
 
 from orchestrator.errors import RunLockedError
 from orchestrator.files import StateDir, open_private, read_private
-from orchestrator.processes import owner_alive, process_identity
+from orchestrator.tmux.processes import owner_alive, process_identity
 
 LOCK_FILE = "run.lock"
 

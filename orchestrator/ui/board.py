@@ -1,15 +1,39 @@
-"""Showing a run: a live board in a terminal, one plain line per event elsewhere (CI, pipes)."""
+"""Showing a run: a live board in a terminal, one plain line per event elsewhere (CI, pipes).
+
+Both are a `Display`: the runner tells it about stories and stage events, and asks it for the
+summary at the end; it never needs to know which one it has.
+"""
 
 from __future__ import annotations
 
 import sys
 import time
+from collections.abc import Sequence
 from dataclasses import dataclass, field
-from typing import Any, TextIO
+from typing import Any, Protocol, TextIO
 
-from orchestrator.runs import StoryReport
+from orchestrator.app.runs import StoryReport
+from orchestrator.stages import STAGES
 
-STAGE_COLUMNS = ("sm", "po", "dev", "qa")
+
+class Display(Protocol):
+    """What the runner shows a run through."""
+
+    def story(self, story: str, result: str) -> None:
+        """A story's result (or that it is running)."""
+        ...
+
+    def event(self, event: dict[str, Any]) -> None:
+        """A stage event from the story graph (`stage-start`, `nudge`, `stage-end`)."""
+        ...
+
+    def close(self) -> None:
+        """The run is over: stop refreshing."""
+        ...
+
+    def summary(self, reports: Sequence[StoryReport]) -> None:
+        """Print the end-of-run summary."""
+        ...
 
 
 @dataclass
@@ -25,7 +49,7 @@ class Cell:
 @dataclass
 class Row:
     story: str
-    cells: dict[str, Cell] = field(default_factory=lambda: {s: Cell() for s in STAGE_COLUMNS})
+    cells: dict[str, Cell] = field(default_factory=lambda: {s: Cell() for s in STAGES})
     result: str = "waiting"
     attach: str = ""
 
@@ -99,6 +123,12 @@ class PlainDisplay(Board):
     def close(self) -> None:
         pass
 
+    def summary(self, reports: Sequence[StoryReport]) -> None:
+        for r in reports:
+            spent = _elapsed(sum(r.seconds.values()))
+            reason = f" - {r.reason}" if r.reason else ""
+            print(f"{r.story_id}: {r.result} ({spent}){reason}", file=self.out, flush=True)
+
 
 class LiveBoard(Board):
     """A rich live table of stories x stages, refreshed in place."""
@@ -119,13 +149,13 @@ class LiveBoard(Board):
 
         table = Table(title="bmad-orchestrator", expand=False)
         table.add_column("story")
-        for stage in STAGE_COLUMNS:
+        for stage in STAGES:
             table.add_column(stage.upper())
         table.add_column("state")
         watching = []
         for row in self.rows.values():
             cells = []
-            for stage in STAGE_COLUMNS:
+            for stage in STAGES:
                 cell = row.cells[stage]
                 if cell.state == "running":
                     spent = cell.seconds + time.monotonic() - cell.started
@@ -146,35 +176,27 @@ class LiveBoard(Board):
     def close(self) -> None:
         self.live.stop()
 
+    def summary(self, reports: Sequence[StoryReport]) -> None:
+        from rich.table import Table
 
-def make_display(stories: list[str], *, live: bool | None = None) -> PlainDisplay | LiveBoard:
+        table = Table(title="summary")
+        for column in ("story", "result", "time", "attempts", "revisions", "fix rounds", "reason"):
+            table.add_column(column)
+        for r in reports:
+            table.add_row(
+                r.story_id,
+                r.result,
+                _elapsed(sum(r.seconds.values())),
+                str(sum(r.attempts.values())),
+                str(r.po_revisions),
+                str(r.qa_fix_rounds),
+                r.reason or "",
+            )
+        self.console.print(table)
+
+
+def make_display(stories: list[str], *, live: bool | None = None) -> Display:
+    """A live board when stdout is a terminal (or `live`), plain lines otherwise."""
     if live is None:
         live = sys.stdout.isatty()
     return LiveBoard(stories) if live else PlainDisplay(stories)
-
-
-def summary_table(reports: list[StoryReport], *, plain: bool) -> str | Any:
-    """The end-of-run summary: a rich table, or plain lines."""
-    if plain:
-        lines = []
-        for r in reports:
-            spent = _elapsed(sum(r.seconds.values()))
-            reason = f" - {r.reason}" if r.reason else ""
-            lines.append(f"{r.story_id}: {r.result} ({spent}){reason}")
-        return "\n".join(lines)
-    from rich.table import Table
-
-    table = Table(title="summary")
-    for column in ("story", "result", "time", "attempts", "revisions", "fix rounds", "reason"):
-        table.add_column(column)
-    for r in reports:
-        table.add_row(
-            r.story_id,
-            r.result,
-            _elapsed(sum(r.seconds.values())),
-            str(sum(r.attempts.values())),
-            str(r.po_revisions),
-            str(r.qa_fix_rounds),
-            r.reason or "",
-        )
-    return table

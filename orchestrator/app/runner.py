@@ -3,7 +3,7 @@
 A story starts as soon as its dependencies are Done and a slot is free (no waves). Each story is
 one LangGraph thread (`{run_id}:{story}`) in a SQLite checkpoint with `durability="sync"`, so a
 crash loses at most the stage in flight, and `--resume` continues the same threads, adopting
-agent sessions that outlived the orchestrator.
+agent sessions that outlived the orchestrator. One run at a time holds the state dir's lock.
 """
 
 from __future__ import annotations
@@ -11,21 +11,15 @@ from __future__ import annotations
 import asyncio
 import contextlib
 import os
-import shutil
 import signal
 from collections.abc import Iterable
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
 
-from orchestrator.board import PlainDisplay, make_display, summary_table
-from orchestrator.config import AgentConfig, EpicConfig
-from orchestrator.context import AgentSpec, StageSettings, StoryContext
-from orchestrator.defaults import ExitCode
-from orchestrator.errors import CheckpointError, EpicChangedError, InputError
-from orchestrator.files import StateDir
-from orchestrator.runlock import RunLock
-from orchestrator.runs import (
+from orchestrator.app.config import EpicConfig
+from orchestrator.app.runlock import RunLock
+from orchestrator.app.runs import (
     RunRecord,
     RunReport,
     StoryReport,
@@ -36,17 +30,24 @@ from orchestrator.runs import (
     save_record,
     save_report,
 )
-from orchestrator.sessions import new_run_id
-from orchestrator.standing import StartAt, StoryStanding
+from orchestrator.app.schedule import Schedule
+from orchestrator.defaults import ExitCode
+from orchestrator.errors import CheckpointError, EpicChangedError, InputError
+from orchestrator.files import StateDir
+from orchestrator.methods import Project, StartAt, StoryStanding, get_method
+from orchestrator.tmux.names import new_run_id
+from orchestrator.ui.board import Display, make_display
 
-STAGES = ("sm", "po", "dev", "qa")
 CHECKPOINT_FILE = "checkpoints.sqlite"
 # SIGHUP: the terminal closed or an ssh session ended; the run ends as if interrupted.
 HANDLED_SIGNALS = (signal.SIGINT, signal.SIGTERM, signal.SIGHUP)
+FINAL = ("done", "already done")
 
 
 @dataclass
 class RunOptions:
+    """How to run an epic: the command line's choices."""
+
     parallel: int | None = None
     only: list[str] = field(default_factory=list)
     simulate: bool = False
@@ -86,165 +87,15 @@ def _detach_from_terminal() -> None:
     os.close(devnull)
 
 
-def _agent_spec(agent: AgentConfig, simulate: bool) -> AgentSpec:
-    if simulate:
-        return AgentSpec(
-            "simulated",
-            flags=tuple(agent.flags) if agent.profile == "simulated" else (),
-            prompt_via=agent.prompt_via,
-            settle=agent.settle,
-            nudges=agent.nudges,
-        )
-    return AgentSpec(
-        agent.profile,
-        command=agent.command,
-        flags=tuple(agent.flags),
-        ready_timeout=agent.ready_timeout,
-        prompt_via=agent.prompt_via,
-        settle=agent.settle,
-        nudges=agent.nudges,
-    )
-
-
-def story_context(
-    config: EpicConfig, run_id: str, *, simulate: bool = False, adopt: bool = False
-) -> StoryContext:
-    """The story graph's runtime context, from the epic's settings."""
-    stages = {}
-    for stage in STAGES:
-        settings = config.stages.get(stage)  # type: ignore[call-overload]
-        if settings is None:
-            continue
-        stages[stage] = StageSettings(
-            timeout=settings.timeout,
-            stall_timeout=settings.stall_timeout or StageSettings().stall_timeout,
-            prompt=settings.prompt,
-            agent=_agent_spec(settings.agent, simulate) if settings.agent else None,
-        )
-    return StoryContext(
-        project=config.project,
-        socket=config.tmux.socket,
-        session_prefix=config.tmux.session_prefix,
-        state_dir=config.state_dir,
-        run_id=run_id,
-        agent=_agent_spec(config.agent, simulate),
-        stages=stages,
-        adopt_live_sessions=adopt,
-        log_max_bytes=config.logs.max_size,
-    )
-
-
-def story_policy(config: EpicConfig) -> dict[str, Any]:
-    return {
-        "max_attempts": {
-            stage: settings.max_attempts
-            for stage, settings in config.stages.items()
-            if settings.max_attempts is not None
-        },
-        "max_revisions": config.max_revisions,
-        "max_fix_rounds": config.max_fix_rounds,
-        "concerns": config.concerns,
-        "po_conditional": config.po_conditional,
-    }
-
-
-def preflight(config: EpicConfig, simulate: bool) -> tuple[list[str], list[str]]:
-    """(problems that must stop the run before anything starts, warnings to show)."""
-    from orchestrator.standing import project_checks
-
-    problems = []
-    if shutil.which("tmux") is None:
-        problems.append(
-            "tmux is not installed or not on PATH (Debian/Ubuntu: apt-get install tmux)"
-        )
-    context = story_context(config, "preflight", simulate=simulate)
-    claude_stages = []
-    for stage in STAGES:
-        try:
-            profile = context.profile(stage)
-        except InputError as exc:
-            problems.append(f"stages.{stage}.agent: {exc}")
-            continue
-        binary = profile.command[0]
-        if shutil.which(binary) is None and not Path(binary).is_file():
-            problems.append(f"agent command {binary!r} ({stage}) is not on PATH")
-        if profile.name == "claude":
-            claude_stages.append(stage)
-    prefix = _slash_prefix(config.project)
-    project_problems, warnings = project_checks(
-        config.project, claude_prefixes=[prefix] if claude_stages and prefix else []
-    )
-    problems += project_problems
-    return sorted(set(problems), key=problems.index), warnings
-
-
-def _slash_prefix(project: Path) -> str | None:
-    from orchestrator.bmad import BmadConfigError, BmadPaths
-
-    try:
-        return BmadPaths.load(project).slash_prefix
-    except BmadConfigError:
-        return None
-
-
-def plan(config: EpicConfig, options: RunOptions) -> str:
-    """What a run would do, for `--dry-run`: nothing is started."""
-    from orchestrator.bmad import BmadPaths, find_story_file
-    from orchestrator.sessions import sanitise
-    from orchestrator.stages import Stage, StageRequest, default_prompt, render_prompt
-    from orchestrator.standing import story_standing
-
-    paths = BmadPaths.load(config.project)
-    context = story_context(config, "dry-run", simulate=options.simulate)
-    prefix = config.tmux.session_prefix
-    selected = _selected(config, options.only)
-    start_at = _start_at(options)
-    lines = [
-        f"epic: {config.source}",
-        f"project: {config.project}",
-        f"state dir: {config.state_dir}",
-        f"tmux socket: {config.tmux.socket}   parallel: {options.parallel or config.parallel}",
-        f"stories dir: {paths.stories}   gates dir: {paths.gates}",
-        "",
-    ]
-    for story in config.stories:
-        if story.id not in selected:
-            continue
-        standing = story_standing(paths, story.id, start_at=start_at)
-        deps = f" after {', '.join(story.depends_on)}" if story.depends_on else ""
-        start = standing.start
-        if start is None:
-            lines.append(f"story {story.id}{deps}: not started: {standing.reason}")
-            continue
-        lines.append(f"story {story.id}{deps}: starts at {start}")
-        if start == "done":
-            continue
-        story_file = (
-            find_story_file(paths.stories, story.id) or paths.stories / f"{story.id}.story.md"
-        )
-        for stage in STAGES[STAGES.index(start) :]:
-            request = StageRequest(Stage(stage), story.id, story_file)
-            template = context.stage(stage).prompt
-            prompt = (
-                render_prompt(template, request, paths)
-                if template
-                else default_prompt(request, paths)
-            )
-            profile = context.profile(stage)
-            lines.append(f"  {stage}: session {prefix}-{stage}-{sanitise(story.id)}")
-            lines.append(f"    agent: {' '.join(profile.command)} ({profile.name})")
-            lines.append(f"    timeout: {context.timeout(stage):g}s")
-            lines.append("    prompt: " + prompt.replace("\n", "\n            "))
-    return "\n".join(lines)
-
-
-def _start_at(options: RunOptions) -> StartAt | None:
+def check_start_at(options: RunOptions) -> StartAt | None:
+    """`--start-at`, which only makes sense for the stories `--only` names."""
     if options.start_at is not None and not options.only:
         raise InputError("--start-at needs --only: name the stories that start there")
     return options.start_at
 
 
-def _selected(config: EpicConfig, only: Iterable[str]) -> list[str]:
+def selected_stories(config: EpicConfig, only: Iterable[str]) -> list[str]:
+    """The stories a run covers, in the epic's order (`--only` narrows them)."""
     chosen = set(only)
     unknown = chosen - set(config.story_ids)
     if unknown:
@@ -258,9 +109,10 @@ class EpicRunner:
     def __init__(self, config: EpicConfig, options: RunOptions) -> None:
         self.config = config
         self.options = options
-        _start_at(options)
-        self.selected = _selected(config, options.only)
+        self.start_at = check_start_at(options)
+        self.selected = selected_stories(config, options.only)
         self.parallel = options.parallel or config.parallel
+        self.project: Project = get_method(config.method).open(config.project)
         self.reports: dict[str, StoryReport] = {}
         self.removed: list[str] = []
         self.interrupted = False
@@ -366,14 +218,14 @@ class EpicRunner:
 
         config = self.config
         self.record = record
-        self.context = story_context(
-            config, record.run_id, simulate=self.options.simulate, adopt=self.options.resume
+        self.context = config.story_context(
+            record.run_id, simulate=self.options.simulate, adopt=self.options.resume
         )
         manager = await asyncio.to_thread(self.context.manager)
         await manager.reap_vanished()
         if self.removed:
             await self._kill_run_sessions(stories=set(self.removed))
-        self.display = make_display(self.selected, live=self.options.live)
+        self.display: Display = make_display(self.selected, live=self.options.live)
         main = asyncio.current_task()
         loop = asyncio.get_running_loop()
         for sig in HANDLED_SIGNALS:
@@ -392,11 +244,12 @@ class EpicRunner:
                 loop.remove_signal_handler(sig)
             if self.interrupted:
                 await self._kill_run_sessions()
-            await asyncio.to_thread(manager.remove_idle_socket)
+            await asyncio.to_thread(manager.server.remove_idle_socket)
             self.display.close()
         return self._finish()
 
     def _interrupt(self, main: asyncio.Task[Any] | None, sig: signal.Signals) -> None:
+        """A signal: end the run as interrupted (sessions killed, resumable)."""
         if sig == signal.SIGHUP:
             _detach_from_terminal()
         if not self.interrupted and main is not None:
@@ -410,36 +263,33 @@ class EpicRunner:
                 await manager.kill(row.name)
 
     async def _schedule(self) -> None:
-        deps = self.config.dependencies()
-        pending = list(self.selected)
+        schedule = Schedule(
+            self.selected,
+            self.config.dependencies(),
+            done_outside=lambda dep: self.project.standing(dep).start == "done",
+        )
+        skipped_reported: set[str] = set()
         running: dict[asyncio.Task[StoryReport], str] = {}
+
+        def report_skips() -> None:
+            for story, reason in schedule.skipped.items():
+                if story not in skipped_reported:
+                    skipped_reported.add(story)
+                    self._record(StoryReport(story_id=story, result="skipped", reason=reason))
+
         try:
-            while pending or running:
-                changed = False
-                for story in list(pending):  # listed order: with parallel 1, one by one
-                    if len(running) >= self.parallel:
-                        break
-                    verdict = self._dependency_verdict(story, deps[story])
-                    if verdict == "wait":
-                        continue
-                    pending.remove(story)
-                    changed = True
-                    if verdict == "ready":
-                        running[asyncio.create_task(self._run_story(story))] = story
-                    else:
-                        self._record(StoryReport(story_id=story, result="skipped", reason=verdict))
+            while True:
+                report_skips()
+                while len(running) < self.parallel and (story := schedule.next()) is not None:
+                    running[asyncio.create_task(self._run_story(story))] = story
                 if not running:
-                    if changed:
-                        continue
-                    for story in pending:  # cannot happen with an acyclic config; never hang
-                        self._record(
-                            StoryReport(story_id=story, result="skipped", reason="blocked")
-                        )
                     return
                 finished, _ = await asyncio.wait(running, return_when=asyncio.FIRST_COMPLETED)
                 for task in finished:
-                    running.pop(task)
-                    self._record(task.result())
+                    story = running.pop(task)
+                    report = task.result()
+                    self._record(report)
+                    schedule.finished(story, done=report.result in FINAL, result=report.result)
         finally:
             for task in running:
                 task.cancel()
@@ -450,27 +300,6 @@ class EpicRunner:
                         self._record(result)
                     else:
                         self._record(StoryReport(story_id=story, result="interrupted"))
-
-    def _dependency_verdict(self, story: str, deps: list[str]) -> str:
-        for dep in deps:
-            if dep not in self.selected:
-                if self._standing(dep).start != "done":
-                    return f"depends on {dep}, which is not selected and not Done"
-                continue
-            report = self.reports.get(dep)
-            if report is None:
-                return "wait"
-            if report.result not in ("done", "already done"):
-                return f"depends on {dep}, which {report.result}"
-        return "ready"
-
-    def _standing(self, story: str, selected: bool = False) -> StoryStanding:
-        """Where `story` stands now; a selected story obeys `--start-at`."""
-        from orchestrator.bmad import BmadPaths
-        from orchestrator.standing import story_standing
-
-        start_at = self.options.start_at if selected else None
-        return story_standing(BmadPaths.load(self.config.project), story, start_at=start_at)
 
     def _record(self, report: StoryReport) -> None:
         self.reports[report.story_id] = report
@@ -501,7 +330,9 @@ class EpicRunner:
         snapshot = await self.graph.aget_state(thread)
         payload: dict[str, Any] | None = None  # None: continue this thread's checkpoint
         if not snapshot.values:
-            standing = await asyncio.to_thread(self._standing, story, True)
+            standing: StoryStanding = await asyncio.to_thread(
+                self.project.standing, story, start_at=self.start_at
+            )
             if standing.start is None:
                 return StoryReport(
                     story_id=story,
@@ -515,7 +346,7 @@ class EpicRunner:
             payload = {
                 "story_id": story,
                 "start_at": standing.start,
-                "policy": story_policy(self.config),
+                "policy": self.config.story_policy(),
             }
         if payload is not None or snapshot.next:
             self.display.story(story, "running")
@@ -565,14 +396,7 @@ class EpicRunner:
                 stories=reports,
             ),
         )
-        plain = isinstance(self.display, PlainDisplay)
-        table = summary_table(reports, plain=plain)
-        if plain:
-            print(table, flush=True)
-        else:
-            from rich.console import Console
-
-            Console().print(table)
+        self.display.summary(reports)
         print(f"report: {path}", flush=True)
         if self.interrupted:
             print(f"interrupted: resume with --resume (run {record.run_id})", flush=True)

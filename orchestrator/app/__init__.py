@@ -1,0 +1,1 @@
+"""The application: epic.yaml, the runner and its schedule, run records, preflight, the plan."""

@@ -1,0 +1,114 @@
+"""BMad v4 behind the `Method` interface: one project's files, read and written as v4 does."""
+
+from __future__ import annotations
+
+from collections.abc import Sequence
+from pathlib import Path
+
+from orchestrator.methods.base import (
+    Baseline,
+    Rehearsal,
+    StageOutput,
+    StageRequest,
+    StartAt,
+    StoryStanding,
+    check_template,
+)
+from orchestrator.methods.bmad_v4 import conventions
+from orchestrator.methods.bmad_v4.names import find_story_file
+from orchestrator.methods.bmad_v4.paths import BmadPaths
+from orchestrator.methods.bmad_v4.po import add_change_log_row
+from orchestrator.methods.bmad_v4.rehearsal import BmadV4Rehearsal
+from orchestrator.methods.bmad_v4.standing import project_checks, story_standing
+from orchestrator.methods.bmad_v4.status import Status, WorkflowState, read_story_status, set_status
+from orchestrator.methods.bmad_v4.text import read_text
+from orchestrator.stages import STAGES, StageName
+
+AUTHOR = "bmad-orchestrator"
+
+
+class BmadV4:
+    """The BMad Method v4 (`.bmad-core/`): SM -> PO -> Dev -> QA with gate files."""
+
+    name = "bmad-v4"
+    stages: tuple[StageName, ...] = STAGES
+
+    def check_prompt(self, template: str) -> None:
+        """Raise ValueError if a user's prompt template would not render at a stage."""
+        check_template(template, conventions.SAMPLE_FIELDS)
+
+    def open(self, root: Path) -> BmadV4Project:
+        """Bind to the project at `root`; its core-config is read now."""
+        return BmadV4Project(BmadPaths.load(root))
+
+
+class BmadV4Project:
+    """One BMad v4 project (see `methods.base.Project` for what each method is for)."""
+
+    def __init__(self, paths: BmadPaths) -> None:
+        self.paths = paths
+        self.root = paths.root
+
+    def describe(self) -> list[str]:
+        return [f"stories dir: {self.paths.stories}   gates dir: {self.paths.gates}"]
+
+    def story_file(self, story_id: str) -> Path | None:
+        return find_story_file(self.paths.stories, story_id)
+
+    def prompt_fields(self, request: StageRequest) -> dict[str, str]:
+        return conventions.prompt_fields(request, self.paths)
+
+    def prompt(self, request: StageRequest, template: str | None = None) -> str:
+        if template:
+            return conventions.render_prompt(template, request, self.paths)
+        return conventions.default_prompt(request, self.paths)
+
+    def nudge(self, request: StageRequest) -> str:
+        return conventions.nudge_prompt(request, self.paths)
+
+    def watch_dirs(self, request: StageRequest) -> list[Path]:
+        return conventions.watch_dirs(request, self.paths)
+
+    def baseline(self, request: StageRequest) -> Baseline:
+        return conventions.take_baseline(request, self.paths).as_json()
+
+    def check(
+        self, request: StageRequest, *, since_ns: int, baseline: Baseline
+    ) -> StageOutput | None:
+        return conventions.check_stage_output(
+            request,
+            self.paths,
+            since_ns=since_ns,
+            baseline=conventions.StageBaseline.from_json(baseline),
+        )
+
+    def before_stage(self, request: StageRequest) -> None:
+        # BMad: a FAIL gate returns the story to InProgress. The orchestrator owns that move, so
+        # a stale "Ready for Review" from the last round cannot complete this one.
+        if request.fix_round and request.story_file is not None:
+            set_status(request.story_file, Status.IN_PROGRESS.value)
+
+    def after_stage(self, request: StageRequest, output: StageOutput) -> None:
+        story = output.story_file or request.story_file
+        if request.stage != "po" or output.outcome != "approved" or story is None:
+            return
+        # BMad's PO only reports GO; moving Draft -> Approved is the orchestrator's job.
+        if read_story_status(read_text(story)).state != WorkflowState.APPROVED:
+            set_status(story, Status.APPROVED.value)
+        if output.report is not None:
+            report = self.paths.relative(output.report)
+            add_change_log_row(story, f"PO validation {output.detail} ({report}); Approved", AUTHOR)
+
+    def finish_story(self, story_file: Path) -> None:
+        # QA passed: Done is the story owner's move; no BMad agent makes it.
+        set_status(story_file, Status.DONE.value)
+
+    def standing(self, story_id: str, *, start_at: StartAt | None = None) -> StoryStanding:
+        return story_standing(self.paths, story_id, start_at=start_at)
+
+    def preflight(self, *, claude_stages: Sequence[StageName]) -> tuple[list[str], list[str]]:
+        prefixes = [self.paths.slash_prefix] if claude_stages else []
+        return project_checks(self.root, claude_prefixes=prefixes)
+
+    def rehearsal(self) -> Rehearsal:
+        return BmadV4Rehearsal(self.paths)

@@ -1,0 +1,497 @@
+"""Agent sessions on one tmux server: spawn, adopt, list, inspect, kill, clean up.
+
+- The agent is the window's command (argv, no shell, no `cd` typed by keys), so nothing races a
+  shell's start-up; the prompt is its last argument when the CLI takes one.
+- Metadata (stage, story, run, attempt, log) lives in tmux user options, so a second manager
+  (after a restart) lists, inspects and adopts sessions without any in-memory dict.
+- remain-on-exit keeps a crashed agent's last screen and exit status; the wrapper also writes the
+  exit status to a file, which the output watcher sees within milliseconds.
+- Pane output is piped to a capped log from the first byte (chained in the spawn's tmux call).
+- Kill terminates the pane's whole process session, then the tmux session; what a dead server
+  left behind is found through a record made at spawn (see `processes`).
+
+Every public operation is a coroutine that runs its tmux calls in a worker thread, so many
+sessions can be driven from one event loop.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import contextlib
+import json
+import os
+import time
+import uuid
+from collections.abc import Mapping
+from datetime import UTC, datetime
+from pathlib import Path
+from typing import Any
+
+from orchestrator.agents.profiles import CLAUDE_NESTING_VARIABLES, AgentProfile
+from orchestrator.defaults import (
+    DEFAULT_LOG_MAX_BYTES,
+    DEFAULT_PREFIX,
+    DEFAULT_SOCKET,
+    STATE_DIR_NAME,
+)
+from orchestrator.errors import SessionNotFound, StateDirError
+from orchestrator.eventlog import EventLog
+from orchestrator.files import StateDir, read_private, touch_private, write_private
+from orchestrator.tmux import delivery, screen
+from orchestrator.tmux.logs import pipe_command
+from orchestrator.tmux.model import AgentSession, SessionInfo
+from orchestrator.tmux.names import attach_command, new_run_id, sanitise, session_name, tmux_literal
+from orchestrator.tmux.processes import (
+    TOKEN_VARIABLE,
+    owner_alive,
+    process_identity,
+    terminate_marked,
+    terminate_session,
+)
+from orchestrator.tmux.server import TmuxServer
+
+WINDOW_SIZE = (220, 50)
+HISTORY_LIMIT = 10000
+KILL_GRACE = 2.0
+# The pane command. Constant text: user data (argv, prompt) only ever arrives as "$@", so nothing
+# is interpreted by a shell. The subshell keeps the wrapper alive to record the agent's status.
+WRAPPER_SCRIPT = (
+    f'unset {" ".join(CLAUDE_NESTING_VARIABLES)} TMUX TMUX_PANE; "$@"; rc=$?; '
+    'printf "%s\\n" "$rc" > "$BMAD_EXIT_FILE"; exit "$rc"'
+)
+
+
+class TmuxAgentManager:
+    """Spawns, watches and kills the agent sessions of one state dir on one tmux server.
+
+    `socket` names the server (`tmux -L socket`); the value `default` means the user's own server,
+    whose global options are never changed. A `read_only` manager (for `sessions`, `attach` and
+    `cleanup` run from any folder) writes nothing outside tmux.
+    """
+
+    def __init__(
+        self,
+        project: Path,
+        *,
+        socket: str = DEFAULT_SOCKET,
+        prefix: str = DEFAULT_PREFIX,
+        state_dir: Path | None = None,
+        run_id: str | None = None,
+        log_max_bytes: int = DEFAULT_LOG_MAX_BYTES,
+        read_only: bool = False,
+    ) -> None:
+        self.project = Path(project).resolve()
+        self.server = TmuxServer(socket)
+        self.prefix = sanitise(prefix)
+        self.state_dir = Path(os.path.abspath(state_dir or self.project / STATE_DIR_NAME))
+        self.state = StateDir(self.state_dir)
+        self.run_id = run_id or new_run_id()
+        self.log_max_bytes = log_max_bytes
+        self.read_only = read_only
+        self.events = EventLog(None if read_only else self.state)
+        self.locks = delivery.InputLocks(self.state)
+
+    @property
+    def socket(self) -> str:
+        return self.server.socket
+
+    def session_name(self, stage: str, story_id: str) -> str:
+        """`{prefix}-{stage}-{story}`; `1.1` becomes `1-1`."""
+        return session_name(self.prefix, stage, story_id)
+
+    def attach_instructions(self, name: str, *, read_only: bool = True) -> str:
+        """The exact command to watch a session; read-only so a keystroke cannot steal input."""
+        return attach_command(self.socket, name, read_only=read_only)
+
+    # ---------------------------------------------------------------------------- spawn/adopt
+
+    async def spawn(
+        self,
+        stage: str,
+        story_id: str,
+        *,
+        profile: AgentProfile,
+        prompt: str | None = None,
+        attempt: int = 1,
+        env: Mapping[str, str] | None = None,
+        story_file: Path | None = None,
+        adopt: bool = False,
+        meta: Mapping[str, Any] | None = None,
+    ) -> AgentSession:
+        """Start `profile`'s agent for `stage`/`story_id` in a fresh session.
+
+        An existing session of the same name is killed first, unless `adopt` is set and it
+        belongs to this manager's run, in which case it is adopted as it is (resume after the
+        orchestrator died but tmux did not). A session of another run is never adopted: its
+        output would answer a different prompt. `meta` (JSON-able) is stored on the session, so
+        whoever adopts it later can read it.
+        """
+        name = self.session_name(stage, story_id)
+        if await self.exists(name):
+            if adopt and await self.adoptable(stage, story_id):
+                return await self.adopt(name)
+            await self.kill(name)
+        return await asyncio.to_thread(
+            self._spawn,
+            name,
+            stage,
+            story_id,
+            profile,
+            prompt,
+            attempt,
+            env or {},
+            story_file,
+            dict(meta or {}),
+        )
+
+    def _spawn(
+        self,
+        name: str,
+        stage: str,
+        story_id: str,
+        profile: AgentProfile,
+        prompt: str | None,
+        attempt: int,
+        env: Mapping[str, str],
+        story_file: Path | None,
+        meta: dict[str, Any],
+    ) -> AgentSession:
+        started = time.monotonic()
+        if self.read_only:
+            raise StateDirError("a read-only tmux manager cannot start sessions")
+        logs = self.state.folder(Path("logs") / self.run_id)
+        run = self.state.folder("run")
+        log_path, exit_file = logs / f"{name}.{attempt}.log", run / f"{name}.exit"
+        turn_end_file = run / f"{name}.turn"
+        attention_file = run / f"{name}.attention"
+        for stale in (exit_file, turn_end_file, attention_file):
+            stale.unlink(missing_ok=True)  # a planted link is removed, never written through
+        touch_private(log_path)
+        settings_path: Path | None = None
+        if (settings := profile.settings()) is not None:
+            settings_path = run / f"{name}.settings.json"
+            write_private(settings_path, settings)
+        if (
+            prompt is not None
+            and profile.prompt_via_argv
+            and (profile.prompt_via == "file" or len(prompt.encode()) > profile.max_argv_prompt)
+        ):
+            prompt = self._prompt_pointer(name, attempt, prompt)
+        token = uuid.uuid4().hex
+        owner = process_identity(os.getpid())
+        record_path = self._record_path(name)
+        record = {"session": name, "token": token, "sid": None, "owner": owner}
+        write_private(record_path, json.dumps(record))
+        environment = {
+            **profile.env,
+            **env,
+            "BMAD_STAGE": stage,
+            "BMAD_STORY_ID": story_id,
+            "BMAD_PROJECT": str(self.project),
+            "BMAD_STATE_DIR": str(self.state_dir),
+            "BMAD_RUN_ID": self.run_id,
+            "BMAD_ATTEMPT": str(attempt),
+            "BMAD_EXIT_FILE": str(exit_file),
+            "BMAD_TURN_END_FILE": str(turn_end_file),
+            "BMAD_ATTENTION_FILE": str(attention_file),
+            TOKEN_VARIABLE: token,
+        }
+        if story_file is not None:
+            environment["BMAD_STORY_FILE"] = str(story_file)
+        agent_argv = profile.argv(prompt, settings=settings_path)
+        argv = ["/bin/sh", "-c", WRAPPER_SCRIPT, "bmad-agent", *agent_argv]
+        env_args = [arg for key, value in environment.items() for arg in ("-e", f"{key}={value}")]
+        options = {
+            "@bmad-stage": stage,
+            "@bmad-story": story_id,
+            "@bmad-run": self.run_id,
+            "@bmad-attempt": str(attempt),
+            "@bmad-log": str(log_path),
+            "@bmad-exit": str(exit_file),
+            "@bmad-meta": json.dumps(meta),
+            "@bmad-owner": owner,
+        }
+        chained: list[str] = []
+        for key, value in options.items():
+            chained += [";", "set-option", "-t", f"={name}:", key, value]
+        server_options: list[str] = []
+        if self.server.private:
+            # Before the pane exists: history-limit applies at creation, and remain-on-exit
+            # must hold even for an agent that exits at once.
+            server_options = [
+                "start-server",
+                ";",
+                "set-option", "-g", "history-limit", str(HISTORY_LIMIT),
+                ";",
+                "set-option", "-g", "remain-on-exit", "on",
+                ";",
+            ]  # fmt: skip
+        width, height = WINDOW_SIZE
+        out = self.server.run_retrying(
+            *server_options,
+            "new-session",
+            "-d",
+            "-P",
+            "-F",
+            "#{pane_id}\t#{session_created}\t#{pane_pid}",
+            "-s",
+            name,
+            "-n",
+            tmux_literal(f"{sanitise(stage)}-{sanitise(story_id)}"),
+            "-c",
+            tmux_literal(str(self.project)),
+            "-x",
+            str(width),
+            "-y",
+            str(height),
+            *env_args,
+            *argv,
+            # Same tmux call: nothing the agent prints before these run can be lost.
+            ";",
+            "set-option",
+            "-w",
+            "-t",
+            f"={name}:",
+            "remain-on-exit",
+            "on",
+            ";",
+            "pipe-pane",
+            "-t",
+            f"={name}:",
+            pipe_command(log_path, self.log_max_bytes),
+            *chained,
+            on_retry=lambda error: self.events.write("tmux-retry", error=error),
+        )
+        pane_id, created, pane_pid = out[0].split("\t")
+        write_private(record_path, json.dumps({**record, "sid": int(pane_pid)}))
+        session = AgentSession(
+            name=name,
+            pane_id=pane_id,
+            stage=stage,
+            story_id=story_id,
+            run_id=self.run_id,
+            attempt=attempt,
+            log_path=log_path,
+            exit_file=exit_file,
+            started_at=datetime.fromtimestamp(int(created), UTC),
+            meta=meta,
+        )
+        self.events.write(
+            "spawn",
+            session=name,
+            stage=stage,
+            story=story_id,
+            attempt=attempt,
+            profile=profile.name,
+            argv=profile.argv(None, settings=settings_path),
+            prompt_bytes=len(prompt.encode()) if prompt else 0,
+            log=str(log_path),
+            ms=round((time.monotonic() - started) * 1000, 2),
+        )
+        return session
+
+    def _prompt_pointer(self, name: str, attempt: int, prompt: str) -> str:
+        folder = self.state.folder(Path("prompts") / self.run_id)
+        path = folder / f"{name}.{attempt}.md"
+        write_private(path, prompt)
+        return f"Read the file {path} and follow the instructions in it exactly."
+
+    def _record_path(self, name: str) -> Path:
+        return self.state_dir / "run" / f"{name}.proc.json"
+
+    async def adoptable(self, stage: str, story_id: str) -> bool:
+        """Whether a live session of this stage and story belongs to this manager's run."""
+        info = await self.info(self.session_name(stage, story_id))
+        return info is not None and info.run_id == self.run_id
+
+    async def adopt(self, name: str) -> AgentSession:
+        """Take over a live session (e.g. after the orchestrator restarted) without touching it."""
+        info = await self.info(name)
+        if info is None:
+            raise SessionNotFound(name)
+        self.events.write("adopt", session=name, alive=info.alive, run=info.run_id)
+        return info.as_session(adopted=True)
+
+    # ---------------------------------------------------------------------------- inspect
+
+    async def exists(self, name: str) -> bool:
+        """Whether a session of exactly this name exists."""
+        return await asyncio.to_thread(self.server.exists, name)
+
+    async def info(self, name: str) -> SessionInfo | None:
+        """Fresh facts about `name` from tmux, or None if there is no such session."""
+        rows = await asyncio.to_thread(self.server.sessions, self.prefix, name)
+        return next((row for row in rows if row.name == name), None)
+
+    async def list_sessions(self) -> list[SessionInfo]:
+        """Every session of this prefix on the server, read from tmux (not from memory)."""
+        return await asyncio.to_thread(self.server.sessions, self.prefix)
+
+    async def capture(
+        self, name: str, start: int | None = None, end: int | None = None
+    ) -> list[str]:
+        """Pane text; `start`/`end` are tmux lines (negative = scrollback, None = screen edges)."""
+        return await screen.capture(self.server, name, start, end)
+
+    def probe(self, session: AgentSession) -> SessionProbe:
+        """What a waiter needs to know about the session's agent while it waits."""
+        return SessionProbe(self, session)
+
+    # ---------------------------------------------------------------------------- input
+
+    async def send_keys(
+        self, name: str, keys: str, *, enter: bool = False, literal: bool = True
+    ) -> None:
+        """Send `keys` as they are (literal) or as tmux key names; Enter separately if asked."""
+        await delivery.send_keys(
+            self.server, self.locks, self.events, name, keys, enter=enter, literal=literal
+        )
+
+    async def deliver(
+        self,
+        session: AgentSession,
+        text: str,
+        profile: AgentProfile,
+        *,
+        confirm_timeout: float = delivery.CONFIRM_TIMEOUT,
+    ) -> None:
+        """Type `text` into the ready agent, exactly once, confirmed on screen."""
+        await delivery.deliver(
+            self.server,
+            self.locks,
+            self.events,
+            session,
+            text,
+            profile,
+            confirm_timeout=confirm_timeout,
+        )
+
+    # ---------------------------------------------------------------------------- kill
+
+    async def kill(self, name: str, *, grace: float = KILL_GRACE) -> bool:
+        """Terminate the session's processes (TERM, grace, KILL) and the session. Idempotent.
+
+        A session that vanished from tmux (its server died) still has its processes killed,
+        found through the record made at spawn. Returns whether a tmux session was killed.
+        """
+        return await asyncio.to_thread(self._kill, name, grace)
+
+    def _kill(self, name: str, grace: float) -> bool:
+        rows = [row for row in self.server.sessions(self.prefix, name) if row.name == name]
+        if not rows:
+            if not self.read_only:
+                self._reap(self._record_path(name), grace)
+            return False
+        row = rows[0]
+        started = time.monotonic()
+        if row.log_path is not None:
+            with contextlib.suppress(SessionNotFound, OSError, StateDirError):
+                last = self.server.capture(name, -200, None)
+                write_private(row.log_path.with_suffix(".screen.txt"), "\n".join(last) + "\n")
+        forced = terminate_session(row.pane_pid, grace) if row.pane_pid else []
+        self.server.kill_session(name)
+        if row.exit_file is not None:
+            row.exit_file.with_name(f"{name}.proc.json").unlink(missing_ok=True)
+        self.events.write(
+            "kill",
+            session=name,
+            was_alive=row.alive,
+            exit_status=row.exit_status,
+            sigkilled=forced,
+            ms=round((time.monotonic() - started) * 1000, 2),
+        )
+        return True
+
+    def _reap(self, record_path: Path, grace: float) -> list[int]:
+        """Kill what is left of a session that is gone from tmux; drop its record."""
+        try:
+            record = json.loads(read_private(record_path))
+        except (OSError, ValueError):
+            return []
+        token, sid = str(record.get("token") or ""), record.get("sid")
+        forced = terminate_marked(token, sid if isinstance(sid, int) else None, grace)
+        record_path.unlink(missing_ok=True)
+        self.events.write("reap", session=record.get("session"), sigkilled=forced)
+        return forced
+
+    async def reap_vanished(self) -> list[str]:
+        """Kill the leftover processes of this state dir's sessions that tmux no longer has.
+
+        A tmux server can die (killed, OOM) while agents' descendants that ignore SIGHUP live
+        on; nothing in tmux remembers them, the spawn records do.
+        """
+        folder = self.state_dir / "run"
+        if self.read_only or not folder.is_dir():
+            return []
+        live = {row.name for row in await self.list_sessions()}
+        reaped = []
+        me = process_identity(os.getpid())
+        for record_path in sorted(folder.glob("*.proc.json")):
+            name = record_path.name.removesuffix(".proc.json")
+            try:
+                owner = str(json.loads(read_private(record_path)).get("owner") or "")
+            except (OSError, ValueError):
+                owner = ""
+            if name not in live and (owner == me or not owner_alive(owner)):
+                await asyncio.to_thread(self._reap, record_path, KILL_GRACE)
+                reaped.append(name)
+        return reaped
+
+    async def kill_all(self) -> list[str]:
+        """Kill every session of this prefix on the server."""
+        names = [row.name for row in await self.list_sessions()]
+        await asyncio.gather(*(self.kill(name) for name in names))
+        return names
+
+    async def cleanup_orphans(self, max_age: float) -> list[str]:
+        """Kill this prefix's orphans older than `max_age` seconds (left by a crashed run).
+
+        A session whose orchestrator process is still alive is a live run's, never an orphan,
+        whatever its age: a Dev stage may rightly run for hours.
+        """
+        old = [
+            row.name
+            for row in await self.list_sessions()
+            if row.running_seconds > max_age and not row.owner_alive
+        ]
+        await asyncio.gather(*(self.kill(name) for name in old))
+        if old:
+            self.events.write("cleanup", sessions=old, max_age=max_age)
+        return old
+
+
+class SessionProbe:
+    """A waiter's view of one agent session: has it exited, vanished, what does it show."""
+
+    SESSION_CHECK_INTERVAL = 2.0  # seconds between "does the session still exist" tmux calls
+
+    def __init__(self, manager: TmuxAgentManager, session: AgentSession) -> None:
+        self.manager = manager
+        self.session = session
+        self.watched = [session.exit_file.parent, session.log_path.parent]
+        self.activity = [session.log_path, session.exit_file]
+        self._next_check = 0.0
+
+    def exited(self) -> int | None:
+        """The agent's exit status, if its wrapper recorded one."""
+        try:
+            text = self.session.exit_file.read_text().strip()
+        except OSError:
+            return None
+        return int(text) if text.lstrip("-").isdigit() else -1
+
+    async def vanished(self) -> bool:
+        """Whether the session is gone from tmux (asked at most every few seconds)."""
+        now = time.monotonic()
+        if now < self._next_check:
+            return False
+        self._next_check = now + self.SESSION_CHECK_INTERVAL
+        return not await self.manager.exists(self.session.name)
+
+    async def screen(self) -> list[str]:
+        """The last 40 non-blank lines: a dead pane pads its screen with blank rows."""
+        try:
+            lines = await self.manager.capture(self.session.name, -200)
+        except Exception:
+            return []
+        return [line for line in lines if line.strip()][-40:]

@@ -1,0 +1,1 @@
+"""Showing runs to people: the live board or plain lines, and the story graph as a drawing."""

@@ -1,0 +1,139 @@
+"""What a story graph's nodes need from outside the state: the runtime context.
+
+Handed in through LangGraph's `context_schema` (never globals), so a parent graph or a test
+passes its own project, tmux socket and agent. The same pydantic models are the `agent:` and
+`stages:` sections of epic.yaml, so the runner hands them on as they are, and a context arriving
+as JSON (LangGraph Studio, the HTTP API) is validated like epic.yaml. The tmux manager and the
+method's project are built from these fields on first use.
+"""
+
+from __future__ import annotations
+
+import threading
+from pathlib import Path
+from typing import TYPE_CHECKING, Any
+
+from pydantic import BaseModel, ConfigDict, Field, PrivateAttr
+
+from orchestrator.agents.profiles import AgentProfile, ProfileName, PromptVia, make_profile
+from orchestrator.defaults import (
+    DEFAULT_LOG_MAX_BYTES,
+    DEFAULT_NUDGES,
+    DEFAULT_PREFIX,
+    DEFAULT_SETTLE,
+    DEFAULT_SOCKET,
+    DEFAULT_STALL_TIMEOUT,
+    DEFAULT_TIMEOUTS,
+)
+from orchestrator.methods import DEFAULT_METHOD, MethodName, Project, get_method
+from orchestrator.stages import StageName
+from orchestrator.units import Duration, QuietTime
+
+if TYPE_CHECKING:
+    from orchestrator.tmux import TmuxAgentManager
+
+
+class Settings(BaseModel):
+    """Settings as epic.yaml spells them: unknown keys are errors, values do not change."""
+
+    model_config = ConfigDict(extra="forbid", frozen=True)
+
+
+class AgentSettings(Settings):
+    """Which agent CLI runs a stage, and how its turns are read."""
+
+    profile: ProfileName = "claude"
+    command: str | list[str] | None = None
+    flags: list[str] = Field(default_factory=list)
+    ready_timeout: Duration | None = None
+    prompt_via: PromptVia = "argv"
+    settle: QuietTime = DEFAULT_SETTLE
+    nudges: int = Field(default=DEFAULT_NUDGES, ge=0)
+
+    def build(self) -> AgentProfile:
+        """The runtime profile of this agent."""
+        return make_profile(
+            self.profile,
+            self.command,
+            flags=self.flags,
+            ready_timeout=self.ready_timeout,
+            prompt_via=self.prompt_via,
+        )
+
+    def simulated(self) -> AgentSettings:
+        """The same agent rehearsed by the simulated agent (its flags kept if it is one)."""
+        flags = self.flags if self.profile == "simulated" else []
+        return self.model_copy(
+            update={"profile": "simulated", "command": None, "flags": flags, "ready_timeout": None}
+        )
+
+
+class StageSettings(Settings):
+    """One stage's budget and overrides; a missing value means the default."""
+
+    timeout: Duration | None = None
+    stall_timeout: Duration | None = DEFAULT_STALL_TIMEOUT  # null: no stall timer
+    max_attempts: int | None = Field(default=None, ge=1)
+    prompt: str | None = None
+    agent: AgentSettings | None = None  # replaces the epic's agent for this stage
+
+
+class StoryContext(Settings):
+    """Runtime settings for the story graph's nodes."""
+
+    model_config = ConfigDict(extra="forbid", frozen=True, arbitrary_types_allowed=True)
+
+    project: Path = Path(".")
+    method: MethodName = DEFAULT_METHOD
+    socket: str = DEFAULT_SOCKET
+    session_prefix: str = DEFAULT_PREFIX
+    state_dir: Path | None = None
+    run_id: str | None = None
+    agent: AgentSettings = Field(default_factory=AgentSettings)
+    stages: dict[StageName, StageSettings] = Field(default_factory=dict)
+    # Resume: a live session of the same stage is adopted, not killed and restarted.
+    adopt_live_sessions: bool = False
+    log_max_bytes: int = DEFAULT_LOG_MAX_BYTES
+    _built: dict[str, Any] = PrivateAttr(default_factory=dict)
+    _lock: threading.Lock = PrivateAttr(default_factory=threading.Lock)
+
+    def stage(self, stage: str) -> StageSettings:
+        """The stage's settings (defaults when the context names none)."""
+        return self.stages.get(stage) or StageSettings()  # type: ignore[call-overload]
+
+    def timeout(self, stage: str) -> float:
+        """The stage's time budget in seconds."""
+        return self.stage(stage).timeout or DEFAULT_TIMEOUTS[stage]
+
+    def agent_for(self, stage: str) -> AgentSettings:
+        """The agent that runs `stage`: the stage's own, or the epic's."""
+        return self.stage(stage).agent or self.agent
+
+    def profile(self, stage: str) -> AgentProfile:
+        """The runtime profile of the agent that runs `stage`."""
+        return self.agent_for(stage).build()
+
+    def manager(self) -> TmuxAgentManager:
+        """The tmux manager, built once (blocking: call it from a worker thread)."""
+        from orchestrator.tmux import TmuxAgentManager
+
+        with self._lock:
+            if "manager" not in self._built:
+                self._built["manager"] = TmuxAgentManager(
+                    self.project,
+                    socket=self.socket,
+                    prefix=self.session_prefix,
+                    state_dir=self.state_dir,
+                    run_id=self.run_id,
+                    log_max_bytes=self.log_max_bytes,
+                )
+            manager: TmuxAgentManager = self._built["manager"]
+            return manager
+
+    def method_project(self) -> Project:
+        """The method bound to the project, built once (blocking: reads its config)."""
+        with self._lock:
+            if "project" not in self._built:
+                self._built["project"] = get_method(self.method).open(self.project.resolve())
+            project: Project = self._built["project"]
+            return project
