@@ -8,6 +8,7 @@ from __future__ import annotations
 
 from typing import Literal
 
+from orchestrator.stages import StartAt
 from state import StoryState
 
 
@@ -23,18 +24,20 @@ def _retry(state: StoryState) -> bool:
     return state.failed_attempts < state.policy.attempts_allowed(stage)
 
 
-def route_start(state: StoryState) -> Literal["sm", "po", "dev", "qa", "done"]:
+def route_start(state: StoryState) -> StartAt:
     """Stories adopted mid-epic start where their file says they are."""
     return state.start_at
 
 
 def route_after_sm(state: StoryState) -> Literal["sm", "po", "failed"]:
+    """The draft goes to the PO; a failed attempt is retried or fails the story."""
     if state.outcome is None:
         return "sm" if _retry(state) else "failed"
     return "po"
 
 
 def route_after_po(state: StoryState) -> Literal["po", "sm", "dev", "failed"]:
+    """GO goes to Dev, NO-GO back to SM for a revision (within bounds)."""
     if state.outcome is None:
         return "po" if _retry(state) else "failed"
     if state.outcome == "approved":
@@ -43,12 +46,14 @@ def route_after_po(state: StoryState) -> Literal["po", "sm", "dev", "failed"]:
 
 
 def route_after_dev(state: StoryState) -> Literal["dev", "qa", "failed"]:
+    """Implemented goes to QA; Blocked fails the story."""
     if state.outcome is None:
         return "dev" if _retry(state) else "failed"
     return "qa" if state.outcome == "implemented" else "failed"
 
 
 def route_after_qa(state: StoryState) -> Literal["qa", "dev", "done", "failed"]:
+    """A passing gate is Done; a failing one goes back to Dev for a fix round."""
     if state.outcome is None:
         return "qa" if _retry(state) else "failed"
     if not qa_failed(state):

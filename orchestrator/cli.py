@@ -16,6 +16,8 @@ import traceback
 from collections.abc import Sequence
 from pathlib import Path
 
+from orchestrator.stages import STAGES
+
 SUBCOMMANDS = ("status", "sessions", "attach", "cleanup", "graph", "validate")
 EXIT_BAD_INPUT = 2  # ExitCode.BAD_INPUT, without importing the enum module before it is needed
 
@@ -212,6 +214,7 @@ def _session_options(parser: argparse.ArgumentParser, *, epic_positional: bool =
 
 
 def build_run_parser() -> argparse.ArgumentParser:
+    """The parser of `python -m orchestrator epic.yaml [options]`."""
     parser = argparse.ArgumentParser(
         prog="python -m orchestrator",
         description=(
@@ -233,7 +236,7 @@ def build_run_parser() -> argparse.ArgumentParser:
     )
     parser.add_argument(
         "--start-at",
-        choices=("sm", "po", "dev", "qa"),
+        choices=STAGES,
         help="with --only: start those stories at this stage, whatever their files say",
     )
     parser.add_argument(
@@ -247,6 +250,7 @@ def build_run_parser() -> argparse.ArgumentParser:
 
 
 def build_command_parser() -> argparse.ArgumentParser:
+    """The parser of the subcommands (status, sessions, attach, ...)."""
     parser = argparse.ArgumentParser(prog="python -m orchestrator")
     commands = parser.add_subparsers(dest="command", required=True)
 
@@ -261,7 +265,7 @@ def build_command_parser() -> argparse.ArgumentParser:
 
     attach = commands.add_parser("attach", help="watch a story's live session (read-only)")
     attach.add_argument("story")
-    attach.add_argument("stage", nargs="?", choices=("sm", "po", "dev", "qa"))
+    attach.add_argument("stage", nargs="?", choices=STAGES)
     attach.add_argument("--write", action="store_true", help="attach read-write (careful)")
     attach.add_argument("--print", action="store_true", help="print the tmux command instead")
     _session_options(attach, epic_positional=False)
@@ -283,6 +287,7 @@ def build_command_parser() -> argparse.ArgumentParser:
 
 
 def main(argv: Sequence[str] | None = None) -> int:
+    """Run the command line; returns the exit code."""
     args_list = list(sys.argv[1:] if argv is None else argv)
     if args_list and args_list[0] in SUBCOMMANDS:
         parser = build_command_parser()

@@ -18,6 +18,7 @@ SCRATCH = REPO / ".demo-run"
 
 
 def main(argv: list[str]) -> int:
+    """Run the demo epic in a fresh scratch copy; returns the exit code."""
     if SCRATCH.exists():
         shutil.rmtree(SCRATCH)
     shutil.copytree(SOURCE, SCRATCH)

@@ -4,7 +4,7 @@
 OrchestratorError
 ├── InputError                 the user's input or environment is wrong: exit 2, no traceback
 │   ├── ConfigError            epic.yaml is missing, unreadable or invalid
-│   ├── ProjectError           the BMad project cannot be driven (core-config, layout, version)
+│   ├── ProjectError           the BMad project cannot be driven (its config, layout, version)
 │   ├── StateDirError          the state dir is unsafe (a link, not ours, shared) or unwritable
 │   ├── RunLockedError         another live run holds this state dir
 │   ├── CheckpointError        the checkpoint file is corrupt or truncated

@@ -26,6 +26,7 @@ class EventLog:
         self.path = state.root / EVENTS_FILE if state is not None else None
 
     def write(self, event: str, **fields: Any) -> None:
+        """Append one event (dropped without a state dir)."""
         if self.state is None or self.path is None:
             return
         record = {"ts": round(time.time(), 6), "event": event, **fields}

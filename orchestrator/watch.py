@@ -94,6 +94,7 @@ class FileWatcher:
         self._restart = asyncio.Event()
 
     def subscribe(self, dirs: Iterable[Path]) -> Subscription:
+        """Watch `dirs` for a waiter; the watcher starts (or widens) as needed."""
         sub = Subscription(self, dirs)
         self._subs.add(sub)
         if self._task is None or self._task.done():
@@ -103,6 +104,7 @@ class FileWatcher:
         return sub
 
     def unsubscribe(self, sub: Subscription) -> None:
+        """The waiter is done; the watcher stops with its last waiter."""
         self._subs.discard(sub)
         if not self._subs and self._task is not None:
             self._task.cancel()
@@ -189,6 +191,7 @@ class WaitResult(Generic[T]):
 
     @property
     def done(self) -> bool:
+        """Whether the wait ended with a valid output (and the turn over)."""
         return self.reason == "done"
 
 

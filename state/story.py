@@ -19,7 +19,7 @@ from orchestrator.defaults import (
     DEFAULT_MAX_FIX_ROUNDS,
     DEFAULT_MAX_REVISIONS,
 )
-from orchestrator.stages import StageName
+from orchestrator.stages import StageName, StartAt
 
 EndReason = Literal[
     "done",
@@ -103,7 +103,6 @@ class RecoveryEntry(BaseModel):
     action: Literal["retry", "give up"]
 
 
-StartAt = Literal["sm", "po", "dev", "qa", "done"]
 StoryResult = Literal["done", "failed"]
 
 

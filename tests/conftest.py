@@ -1,29 +1,40 @@
-"""Shared fixtures: a real tmux server on a private socket per test, and a BMad v4 project.
+"""Shared fixtures: a real tmux server on a private socket per test, a BMad v4 project, the
+demo project, a real BMad install; and the markers each test folder carries.
 
 Every test gets its own `-L` socket and kills only that server; the user's default server is
-never touched.
+never touched. Tests under `unit/` need no tmux, under `tmux/` a real tmux server, under `e2e/`
+whole CLI runs (marked `slow`: `./dev.sh test -m "not slow"` runs the rest).
 """
 
 from __future__ import annotations
 
 import os
 import shutil
+import subprocess
 import uuid
 from collections.abc import AsyncIterator, Iterator
 from pathlib import Path
 
 import pytest
 
-from orchestrator.tmux import TmuxAgentManager
+from orchestrator.tmux import TmuxAgentManager, TmuxServer, socket_path
 from tests.helpers import DEMO
+
+BMAD_V4 = "bmad-method@4.44.3"
+FOLDER_MARKERS = {"unit": (), "tmux": ("tmux",), "e2e": ("tmux", "slow")}
+
+
+def pytest_collection_modifyitems(items: list[pytest.Item]) -> None:
+    """Mark each test by its folder (`tmux`, `slow`)."""
+    for item in items:
+        folder = Path(str(item.fspath)).parent.name
+        for marker in FOLDER_MARKERS.get(folder, ()):
+            item.add_marker(marker)
 
 
 def unique_socket() -> str:
+    """A socket name no other test (or user) has."""
     return f"bmad-test-{os.getpid()}-{uuid.uuid4().hex[:8]}"
-
-
-def socket_path(socket: str) -> Path:
-    return Path(os.environ.get("TMUX_TMPDIR", "/tmp")) / f"tmux-{os.getuid()}" / socket
 
 
 @pytest.fixture
@@ -42,16 +53,15 @@ def socket() -> Iterator[str]:
     """A unique tmux socket name; the server on it (if any) is killed afterwards."""
     name = unique_socket()
     yield name
-    import libtmux
-
-    server = libtmux.Server(socket_name=name)
-    if server.is_alive():
+    server = TmuxServer(name)
+    if server.alive():
         server.kill()
     socket_path(name).unlink(missing_ok=True)
 
 
 @pytest.fixture
 async def manager(project: Path, socket: str) -> AsyncIterator[TmuxAgentManager]:
+    """A tmux manager on the test's socket, its sessions and server gone afterwards."""
     mgr = TmuxAgentManager(project, socket=socket, prefix="bmad")
     yield mgr
     await mgr.kill_all()
@@ -61,20 +71,16 @@ async def manager(project: Path, socket: str) -> AsyncIterator[TmuxAgentManager]
 
 @pytest.fixture
 def demo(tmp_path: Path) -> Path:
+    """A copy of the demo project (examples/demo)."""
     project = tmp_path / "demo"
     shutil.copytree(DEMO, project)
     return project
-
-
-BMAD_V4 = "bmad-method@4.44.3"
 
 
 @pytest.fixture(scope="session")
 def bmad_v4_install(tmp_path_factory: pytest.TempPathFactory) -> Path:
     """A real BMad v4.44.3 project made by BMad's own installer from the npm registry, once
     per test session (copy it before changing anything)."""
-    import subprocess
-
     npx = shutil.which("npx")
     if npx is None:
         pytest.skip("npx (Node.js) is not installed: BMad's own installer cannot run here")

@@ -1,31 +1,97 @@
-"""Helpers shared by tests (fixtures live in conftest.py)."""
+"""Helpers shared by tests (fixtures live in conftest.py): one of each, used everywhere."""
 
 from __future__ import annotations
 
 import json
+import os
 import subprocess
 import sys
+from collections.abc import Callable
 from pathlib import Path
 from typing import Any
 
 import yaml
 
+from orchestrator.agents.profiles import make_profile, simulated_command
 from orchestrator.agents.simulated import read_runs
+from orchestrator.defaults import STATE_DIR_NAME
+from orchestrator.eventlog import EventLog
+from orchestrator.files import StateDir
+from orchestrator.stages import STAGES
 from orchestrator.tmux import TmuxAgentManager
 from orchestrator.watch import wait_for_output
+from state import AgentSettings, StageSettings, StoryContext
 
 REPO = Path(__file__).resolve().parents[1]
+DEMO = REPO / "examples" / "demo"
 
 
 def simulated_argv(*args: str) -> list[str]:
     """The simulated agent's command line, run by this interpreter."""
-    return [sys.executable, "-m", "orchestrator.agents.simulated", *args]
+    return list(simulated_command(args))
 
 
-def spawn_orphan(project: str, socket: str, prefix: str, agent: str, story: str) -> str:
+def write(path: Path, text: str, mtime_ns: int | None = None) -> Path:
+    """Write `text` to `path` (folders made), with a fixed mtime when given."""
+    path.parent.mkdir(parents=True, exist_ok=True)
+    path.write_text(text)
+    if mtime_ns is not None:
+        os.utime(path, ns=(mtime_ns, mtime_ns))
+    return path
+
+
+def story_context(
+    project: Path,
+    socket: str,
+    *sim_args: str,
+    profile: str = "simulated",
+    command: list[str] | None = None,
+    settle: float | None = None,
+    nudges: int | None = None,
+    record: bool = True,
+    **stages: dict[str, Any],
+) -> StoryContext:
+    """A story graph context on a private socket: the simulated agent (recording its prompts in
+    `{project}/prompts.jsonl`) unless `command` says otherwise; stages get 60 s and no stall
+    timer unless `stages` (per stage name) say otherwise."""
+    recorded = ["--record", str(project / "prompts.jsonl")] if record else []
+    agent: dict[str, Any] = {
+        "profile": profile,
+        "command": command or simulated_argv(*recorded, *sim_args),
+    }
+    if settle is not None:
+        agent["settle"] = settle
+    if nudges is not None:
+        agent["nudges"] = nudges
+    return StoryContext(
+        project=project,
+        socket=socket,
+        agent=AgentSettings(**agent),
+        stages={
+            stage: StageSettings(**{"timeout": 60, "stall_timeout": None, **stages.get(stage, {})})
+            for stage in STAGES
+        },
+    )
+
+
+def recorded_prompts(project: Path, containing: str = "") -> list[str]:
+    """The prompts the simulated agent received (with `--record`), oldest first."""
+    lines = (project / "prompts.jsonl").read_text().splitlines()
+    return [p for p in (json.loads(line)["prompt"] for line in lines) if containing in p]
+
+
+def runs(project: Path) -> dict[str, dict[str, int]]:
+    """How often each stage of each story started, as the simulated agent counted."""
+    return read_runs(project / STATE_DIR_NAME)
+
+
+def events(project: Path) -> list[dict[str, Any]]:
+    """The project's event log."""
+    return EventLog(StateDir(project / STATE_DIR_NAME)).read()
+
+
+def spawn_orphan(project: str, socket: str, prefix: str, stage: str, story: str) -> str:
     """A session whose orchestrator is gone: spawned by a process that has exited."""
-    import subprocess
-
     code = (
         "import asyncio, sys\n"
         "from pathlib import Path\n"
@@ -37,16 +103,13 @@ def spawn_orphan(project: str, socket: str, prefix: str, agent: str, story: str)
         "print(s.name)\n"
     )
     result = subprocess.run(
-        [sys.executable, "-c", code, project, socket, prefix, agent, story],
+        [sys.executable, "-c", code, project, socket, prefix, stage, story],
         capture_output=True,
         text=True,
         check=True,
         timeout=60,
     )
     return result.stdout.strip()
-
-
-DEMO = REPO / "examples" / "demo"
 
 
 def write_epic(folder: Path, socket: str, **overrides: Any) -> Path:
@@ -61,6 +124,7 @@ def write_epic(folder: Path, socket: str, **overrides: Any) -> Path:
 
 
 def cli(*args: str | Path, timeout: float = 120) -> subprocess.CompletedProcess[str]:
+    """`python -m orchestrator ARGS`, run to its end."""
     return subprocess.run(
         [sys.executable, "-m", "orchestrator", *map(str, args)],
         cwd=REPO,
@@ -71,6 +135,7 @@ def cli(*args: str | Path, timeout: float = 120) -> subprocess.CompletedProcess[
 
 
 def start_cli(*args: str | Path) -> subprocess.Popen[str]:
+    """`python -m orchestrator ARGS`, started in the background."""
     return subprocess.Popen(
         [sys.executable, "-m", "orchestrator", *map(str, args)],
         cwd=REPO,
@@ -81,27 +146,65 @@ def start_cli(*args: str | Path) -> subprocess.Popen[str]:
 
 
 def report(project: Path) -> dict[str, Any]:
-    (path,) = sorted((project / ".bmad-orchestrator" / "runs").glob("*/report.json"))[-1:]
-    return json.loads(path.read_text())
+    """The newest run's report.json."""
+    (path,) = sorted((project / STATE_DIR_NAME / "runs").glob("*/report.json"))[-1:]
+    data: dict[str, Any] = json.loads(path.read_text())
+    return data
 
 
 def stories(data: dict[str, Any]) -> dict[str, dict[str, Any]]:
+    """A report's stories by id."""
     return {s["story_id"]: s for s in data["stories"]}
 
 
-def runs(project: Path) -> dict[str, dict[str, int]]:
-    return read_runs(project / ".bmad-orchestrator")
-
-
 async def sessions_left(project: Path, socket: str) -> list[str]:
+    """The names of the sessions of the default prefix still on the socket."""
     return [row.name for row in await TmuxAgentManager(project, socket=socket).list_sessions()]
 
 
-async def wait_for_run(project: Path, story: str, stage: str) -> None:
-    state = project / ".bmad-orchestrator"
-    started = await wait_for_output(
-        lambda: True if read_runs(state).get(story, {}).get(stage) else None,
-        watch=[state / "simulated"],
-        timeout=60,
+async def wait_until(
+    condition: Callable[[], object], *, folder: Path, timeout: float = 60, what: str = ""
+) -> None:
+    """Wait (on file events in `folder`, and ticks) until `condition()` is true."""
+    result = await wait_for_output(
+        lambda: True if condition() else None, watch=[folder], timeout=timeout
     )
-    assert started.done, f"{story} {stage} never started"
+    assert result.done, f"{what or 'the condition'} never held within {timeout}s"
+
+
+async def wait_for_run(project: Path, story: str, stage: str) -> None:
+    """Wait until the simulated agent started `stage` of `story`."""
+    state = project / STATE_DIR_NAME
+    await wait_until(
+        lambda: runs(project).get(story, {}).get(stage),
+        folder=state / "simulated",
+        what=f"{story} {stage} starting",
+    )
+
+
+def alive(pid: int) -> bool:
+    """Whether process `pid` runs (a zombie does not)."""
+    try:
+        os.kill(pid, 0)
+    except ProcessLookupError:
+        return False
+    state = Path(f"/proc/{pid}/stat").read_text().rsplit(")", 1)[1].split()[0]
+    return state not in ("Z", "X")
+
+
+async def orphan_after_server_death(
+    project: Path, socket: str
+) -> tuple[TmuxAgentManager, str, int]:
+    """A simulated agent whose child ignores SIGHUP, on a tmux server that was then killed:
+    (its manager, the session's name, the surviving child's pid)."""
+    manager = TmuxAgentManager(project, socket=socket)
+    argv = simulated_argv("--misbehave", "orphan-child", "--ignore-sighup")
+    session = await manager.spawn(
+        "dev", "1.1", profile=make_profile("simulated", argv), prompt="work"
+    )
+    pid_file = manager.state_dir / "simulated" / "orphan-1.1-dev.pid"
+    await wait_until(pid_file.exists, folder=manager.state_dir)
+    orphan = int(pid_file.read_text())
+    manager.server.kill()  # the tmux server dies; the orphan ignores SIGHUP and lives on
+    assert alive(orphan)
+    return manager, session.name, orphan

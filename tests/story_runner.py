@@ -10,19 +10,11 @@ import sys
 from pathlib import Path
 
 from graphs.story import build_story_graph, sqlite_checkpointer
-from state.context import AgentSettings, StageSettings, StoryContext
-from tests.helpers import simulated_argv
+from tests.helpers import story_context
 
 
 async def run(project: Path, socket: str, db: Path, thread: str, sim_args: list[str]) -> str:
-    context = StoryContext(
-        project=project,
-        socket=socket,
-        agent=AgentSettings(profile="simulated", command=simulated_argv(*sim_args)),
-        stages={
-            s: StageSettings(timeout=60, stall_timeout=None) for s in ("sm", "po", "dev", "qa")
-        },
-    )
+    context = story_context(project, socket, *sim_args, record=False)
     config = {"configurable": {"thread_id": thread}}
     async with sqlite_checkpointer(db) as saver:
         graph = build_story_graph().compile(checkpointer=saver)

@@ -22,7 +22,8 @@ per story and stage in `{state_dir}/simulated/runs.json`, which is also how test
 was not re-run.
 
 Only the standard library, this package's file helpers and the method: it starts in tens of
-milliseconds.
+milliseconds. Longer than 400 lines because it is one program (options, turns, hooks and the
+scripted misbehaviour of a stand-in CLI), read top to bottom like the CLIs it stands in for.
 """
 
 from __future__ import annotations
@@ -35,19 +36,18 @@ import os
 import re
 import signal
 import sys
-import termios
 import time
 from collections.abc import Iterator
 from dataclasses import dataclass
 from pathlib import Path
 
+from orchestrator.agents.tty import BRACKETED_PASTE_ON, InputLine, raw_terminal
 from orchestrator.defaults import STATE_DIR_NAME
 from orchestrator.files import StateDir, open_private, write_atomic, write_private
 from orchestrator.methods import DEFAULT_METHOD, get_method
+from orchestrator.stages import STAGES
 
 PROMPT = "sim> "
-PASTE_START = b"\x1b[200~"
-PASTE_END = b"\x1b[201~"
 MISBEHAVIOURS = (
     "exit-at-start",
     "exit-mid-stage",
@@ -127,6 +127,7 @@ def _count_spec(value: str) -> str:
 
 
 def parse_args(argv: list[str] | None = None) -> argparse.Namespace:
+    """The simulated agent's command line (its prompt is the optional positional)."""
     parser = argparse.ArgumentParser(
         prog="python -m orchestrator.agents.simulated",
         description="A simulated BMad agent CLI for rehearsals and tests.",
@@ -156,7 +157,7 @@ def parse_args(argv: list[str] | None = None) -> argparse.Namespace:
     )
     parser.add_argument("--misbehave", choices=MISBEHAVIOURS)
     parser.add_argument("--misbehave-times", type=int, default=None, metavar="N")
-    parser.add_argument("--misbehave-stage", choices=("sm", "po", "dev", "qa"))
+    parser.add_argument("--misbehave-stage", choices=STAGES)
     parser.add_argument("--misbehave-story", metavar="ID")
     parser.add_argument("--ignore-sighup", action="store_true")
     parser.add_argument(
@@ -189,6 +190,7 @@ class Identity:
 
     @classmethod
     def from_env(cls) -> Identity:
+        """The identity the orchestrator put in the session's environment."""
         project = Path(os.environ.get("BMAD_PROJECT") or os.getcwd())
         state_dir = Path(os.environ.get("BMAD_STATE_DIR") or project / STATE_DIR_NAME)
         return cls(
@@ -201,6 +203,7 @@ class Identity:
 
 
 def say(text: str = "") -> None:
+    """Print a line as a TUI does (CR LF, flushed)."""
     sys.stdout.write(text.replace("\n", "\r\n") + "\r\n")
     sys.stdout.flush()
 
@@ -209,15 +212,17 @@ def say(text: str = "") -> None:
 
 
 class Agent:
+    """One simulated agent session: its turns, its misbehaviour, its file work."""
+
     def __init__(self, args: argparse.Namespace, me: Identity) -> None:
         self.args = args
         self.me = me
         self.run = 0
         self.task: str | None = None  # the first message: what this stage is to do
         self.done = False
-        self.enters_to_swallow = args.swallow_enters
 
     def misbehaving(self, mode: str) -> bool:
+        """Whether the scripted misbehaviour `mode` applies to this run."""
         args = self.args
         if args.misbehave != mode or self.me.stage is None:
             return False
@@ -228,6 +233,7 @@ class Agent:
         return args.misbehave_times is None or self.run <= args.misbehave_times
 
     def start(self) -> None:
+        """What the agent does before its first prompt: count the run, misbehave, ask."""
         me = self.me
         if me.stage and me.story_id:
             self.run = count_run(me.state_dir, me.story_id, me.stage)
@@ -248,7 +254,7 @@ class Agent:
     def trust_dialog(self) -> None:
         """Claude Code's first-run question: nothing happens until Enter accepts it."""
         say(TRUST_DIALOG)
-        with self.terminal():
+        with raw_terminal():
             while True:
                 key = os.read(0, 1024)
                 if not key:
@@ -257,22 +263,6 @@ class Agent:
                     break
         sys.stdout.write("\x1b[2J\x1b[H")  # the dialog is gone from the screen, as in Claude
         say("workspace trusted")
-
-    @contextlib.contextmanager
-    def terminal(self) -> Iterator[None]:
-        """Raw-ish input: no echo, no line buffering, CR kept apart from a pasted LF."""
-        if not os.isatty(0):
-            yield
-            return
-        saved = termios.tcgetattr(0)
-        raw = termios.tcgetattr(0)
-        raw[0] &= ~(termios.ICRNL | termios.IXON)
-        raw[3] &= ~(termios.ICANON | termios.ECHO)
-        termios.tcsetattr(0, termios.TCSANOW, raw)
-        try:
-            yield
-        finally:
-            termios.tcsetattr(0, termios.TCSANOW, saved)
 
     def spawn_orphan(self) -> None:
         """A child that leaves the process group and ignores SIGHUP/SIGTERM, as MCP servers do."""
@@ -419,72 +409,35 @@ class Agent:
         say(f"● {said}")
         return True
 
-    def show_prompt(self, composing: bytes = b"") -> None:
-        lines = [line for line in composing.decode(errors="ignore").split("\n") if line.strip()]
-        shown = lines[-1][-150:] if lines else ""
+    def show_prompt(self, line: InputLine | None = None) -> None:
+        """Redraw the input line."""
+        shown = line.shown() if line is not None else ""
         sys.stdout.write(f"\r\x1b[K{self.args.input_prompt}{shown}")
         sys.stdout.flush()
 
     def interact(self) -> None:
+        """Read input until killed: typed lines, or a raw terminal with paste."""
         if not os.isatty(0):
-            for line in sys.stdin:
-                if line.strip():
-                    self.receive(line.rstrip("\n"))
+            for text in sys.stdin:
+                if text.strip():
+                    self.receive(text.rstrip("\n"))
             while True:
                 signal.pause()
-        sys.stdout.write("\x1b[?2004h")  # ask the terminal for bracketed paste
-        with self.terminal():
-            self.read_loop()
-
-    def read_loop(self) -> None:
-        composing = bytearray()
-        pending = b""
-        in_paste = False
+        sys.stdout.write(BRACKETED_PASTE_ON)
+        line = InputLine(swallow_enters=self.args.swallow_enters)
         self.show_prompt()
-        while True:
-            chunk = os.read(0, 65536)
-            if not chunk:
-                while True:
-                    signal.pause()
-            pending += chunk
-            while pending:
-                if in_paste:
-                    end = pending.find(PASTE_END)
-                    if end < 0:
-                        keep = len(PASTE_END) - 1
-                        composing += pending[:-keep] if len(pending) > keep else b""
-                        pending = pending[-keep:] if len(pending) > keep else pending
-                        break
-                    composing += pending[:end]
-                    pending = pending[end + len(PASTE_END) :]
-                    in_paste = False
-                    continue
-                if pending.startswith(PASTE_START):
-                    pending = pending[len(PASTE_START) :]
-                    in_paste = True
-                    continue
-                if PASTE_START.startswith(pending) or pending == b"\x1b":
-                    break  # maybe the start of a marker split across reads
-                byte, pending = pending[:1], pending[1:]
-                if byte in (b"\r", b"\n"):
-                    if self.enters_to_swallow > 0:
-                        self.enters_to_swallow -= 1
-                        continue
-                    if composing.strip():
-                        sys.stdout.write("\r\n")
-                        self.receive(composing.decode(errors="replace"))
-                        composing.clear()
-                elif byte in (b"\x7f", b"\x08"):
-                    del composing[-1:]
-                elif byte == b"\x1b":
-                    match = re.match(rb"\[[0-9;]*[A-Za-z~]", pending)
-                    pending = pending[match.end() :] if match else pending
-                elif byte >= b" " or byte == b"\t":
-                    composing += byte
-            self.show_prompt(bytes(composing))
+        with raw_terminal():
+            while chunk := os.read(0, 65536):
+                for message in line.feed(chunk):
+                    sys.stdout.write("\r\n")
+                    self.receive(message)
+                self.show_prompt(line)
+        while True:  # the terminal closed: stay, as a TUI waiting for its kill would
+            signal.pause()
 
 
 def main(argv: list[str] | None = None) -> None:
+    """Run the simulated agent."""
     args = parse_args(argv)
     agent = Agent(args, Identity.from_env())
     agent.start()

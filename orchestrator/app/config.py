@@ -141,6 +141,7 @@ class EpicConfig(Settings):
 
     @property
     def story_ids(self) -> list[str]:
+        """The story ids in the listed order."""
         return [s.id for s in self.stories]
 
     def dependencies(self) -> dict[str, list[str]]:

@@ -38,9 +38,11 @@ class LockHolder:
 
     @property
     def alive(self) -> bool:
+        """Whether the holder still runs on this host."""
         return self.host == socket.gethostname() and owner_alive(self.identity)
 
     def describe(self) -> str:
+        """The holder, in words."""
         return f"run {self.run_id} (pid {self.pid} on {self.host}, started {self.started_at})"
 
 
@@ -75,6 +77,7 @@ class RunLock:
         self._fd: int | None = None
 
     def acquire(self, *, run_id: str, epic: str) -> None:
+        """Take the lock or raise `RunLockedError` naming the live holder."""
         self.state.prepare()
         fd = open_private(self.path, os.O_RDWR)
         try:
@@ -113,6 +116,7 @@ class RunLock:
         os.pwrite(self._fd, json.dumps(record).encode(), 0)
 
     def release(self) -> None:
+        """Give the lock back (the kernel also does, however the process ends)."""
         if self._fd is not None:
             with contextlib.suppress(OSError):
                 fcntl.flock(self._fd, fcntl.LOCK_UN)

@@ -24,11 +24,12 @@ from orchestrator.app.runs import (
     RunReport,
     StoryReport,
     StoryResult,
+    epic_changes,
     last_unfinished,
-    load_records,
     now,
     save_record,
     save_report,
+    set_aside_broken_checkpoint,
 )
 from orchestrator.app.schedule import Schedule
 from orchestrator.defaults import ExitCode
@@ -55,26 +56,6 @@ class RunOptions:
     accept_changes: bool = False
     start_at: StartAt | None = None  # with `only`: where those stories start
     live: bool | None = None  # None: a live board when stdout is a terminal
-
-
-def epic_changes(previous: RunRecord, config: EpicConfig) -> list[str]:
-    """What differs between the epic a run began with and `config`, in words; [] if nothing."""
-    if not previous.epic_sha256 or previous.epic_sha256 == config.sha256:
-        return []
-    before, after = previous.settings, config.model_dump(mode="json")
-    old = {s["id"]: s.get("depends_on", []) for s in before.get("stories", [])}
-    new = {s.id: list(s.depends_on) for s in config.stories}
-    changes = [f"story {s} added" for s in new if s not in old]
-    changes += [f"story {s} removed" for s in old if s not in new]
-    changes += [
-        f"story {s}: depends_on {old[s]} -> {new[s]}" for s in new if s in old and old[s] != new[s]
-    ]
-    changes += [
-        f"{key} changed"
-        for key in sorted(set(before) | set(after))
-        if key != "stories" and before.get(key) != after.get(key)
-    ]
-    return changes
 
 
 def _detach_from_terminal() -> None:
@@ -186,29 +167,9 @@ class EpicRunner:
 
     def _set_aside_broken_checkpoint(self) -> None:
         """A corrupt or truncated checkpoint is moved aside, never read as "no history"."""
-        from graphs.story import check_sqlite_checkpoint
-
-        path = self.config.state_dir / CHECKPOINT_FILE
-        try:
-            check_sqlite_checkpoint(path)
+        message = set_aside_broken_checkpoint(self.config.state_dir / CHECKPOINT_FILE)
+        if message is None:
             return
-        except CheckpointError as exc:
-            problem = str(exc)
-        stamp = now().strftime("%Y%m%dT%H%M%S")
-        aside = path.with_name(f"{path.name}.corrupt-{stamp}")
-        for suffix in ("", "-wal", "-shm", "-journal"):
-            with contextlib.suppress(FileNotFoundError):
-                os.replace(f"{path}{suffix}", f"{aside}{suffix}")
-        for stale in load_records(self.config.state_dir):
-            if not stale.finished and stale.abandoned is None:
-                save_record(
-                    self.config.state_dir,
-                    stale.model_copy(update={"abandoned": f"checkpoint set aside: {aside}"}),
-                )
-        message = (
-            f"{problem}; it is kept as {aside}. Runs that used it cannot be resumed; "
-            "a new run starts every story from its story file's Status"
-        )
         if self.options.resume:
             raise CheckpointError(message + ": run again without --resume")
         print(f"warning: {message}", flush=True)

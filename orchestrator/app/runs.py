@@ -7,19 +7,27 @@ file's hash and settings, so a resume notices an edited epic) and whether it fin
 
 from __future__ import annotations
 
+import contextlib
 import json
+import os
 from datetime import UTC, datetime
 from pathlib import Path
-from typing import Any, Literal
+from typing import TYPE_CHECKING, Any, Literal
 
 from pydantic import BaseModel, Field
 
+from orchestrator.errors import CheckpointError
 from orchestrator.files import StateDir, read_private, write_private
+
+if TYPE_CHECKING:
+    from orchestrator.app.config import EpicConfig
 
 StoryResult = Literal["done", "already done", "failed", "skipped", "interrupted", "error"]
 
 
 class RunRecord(BaseModel):
+    """What a run was started with (stories, epic hash and settings) and how it ended."""
+
     run_id: str
     epic: str
     started_at: datetime
@@ -34,6 +42,8 @@ class RunRecord(BaseModel):
 
 
 class StoryReport(BaseModel):
+    """One story's account in report.json."""
+
     story_id: str
     result: StoryResult
     reason: str | None = None
@@ -51,6 +61,8 @@ class StoryReport(BaseModel):
 
 
 class RunReport(BaseModel):
+    """report.json: the run and each of its stories."""
+
     run_id: str
     epic: str
     started_at: datetime
@@ -61,6 +73,7 @@ class RunReport(BaseModel):
 
 
 def save_record(state_dir: Path, record: RunRecord) -> None:
+    """Write the run's `run.json` (owner-only)."""
     folder = StateDir(state_dir).folder(Path("runs") / record.run_id)
     write_private(folder / "run.json", record.model_dump_json(indent=2))
 
@@ -90,6 +103,7 @@ def last_unfinished(state_dir: Path, epic: Path) -> RunRecord | None:
 
 
 def save_report(state_dir: Path, report: RunReport) -> Path:
+    """Write the run's `report.json` (owner-only); returns its path."""
     folder = StateDir(state_dir).folder(Path("runs") / report.run_id)
     path = folder / "report.json"
     write_private(path, report.model_dump_json(indent=2))
@@ -97,4 +111,53 @@ def save_report(state_dir: Path, report: RunReport) -> Path:
 
 
 def now() -> datetime:
+    """The current time, in UTC."""
     return datetime.now(UTC)
+
+
+def epic_changes(previous: RunRecord, config: EpicConfig) -> list[str]:
+    """What differs between the epic a run began with and `config`, in words; [] if nothing."""
+    if not previous.epic_sha256 or previous.epic_sha256 == config.sha256:
+        return []
+    before, after = previous.settings, config.model_dump(mode="json")
+    old = {s["id"]: s.get("depends_on", []) for s in before.get("stories", [])}
+    new = {s.id: list(s.depends_on) for s in config.stories}
+    changes = [f"story {s} added" for s in new if s not in old]
+    changes += [f"story {s} removed" for s in old if s not in new]
+    changes += [
+        f"story {s}: depends_on {old[s]} -> {new[s]}" for s in new if s in old and old[s] != new[s]
+    ]
+    changes += [
+        f"{key} changed"
+        for key in sorted(set(before) | set(after))
+        if key != "stories" and before.get(key) != after.get(key)
+    ]
+    return changes
+
+
+def set_aside_broken_checkpoint(path: Path) -> str | None:
+    """Move a corrupt or truncated checkpoint aside (with its WAL files); None if it is fine.
+
+    The runs that used it are marked abandoned: they cannot be resumed. Returns what happened.
+    """
+    from graphs.story import check_sqlite_checkpoint
+
+    try:
+        check_sqlite_checkpoint(path)
+        return None
+    except CheckpointError as exc:
+        problem = str(exc)
+    aside = path.with_name(f"{path.name}.corrupt-{now().strftime('%Y%m%dT%H%M%S')}")
+    for suffix in ("", "-wal", "-shm", "-journal"):
+        with contextlib.suppress(FileNotFoundError):
+            os.replace(f"{path}{suffix}", f"{aside}{suffix}")
+    for stale in load_records(path.parent):
+        if not stale.finished and stale.abandoned is None:
+            save_record(
+                path.parent,
+                stale.model_copy(update={"abandoned": f"checkpoint set aside: {aside}"}),
+            )
+    return (
+        f"{problem}; it is kept as {aside}. Runs that used it cannot be resumed; "
+        "a new run starts every story from its story file's Status"
+    )

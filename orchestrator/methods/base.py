@@ -24,10 +24,9 @@ from dataclasses import asdict, dataclass
 from pathlib import Path
 from typing import Any, Final, Literal, Protocol
 
-from orchestrator.stages import StageName
+from orchestrator.stages import StageName, StartAt
 
 UNKNOWN: Final = "unknown"
-StartAt = Literal["sm", "po", "dev", "qa", "done"]
 PoConditional = Literal["approve", "reject"]
 Baseline = Mapping[str, Any]  # a method's own record of a stage's files, JSON-able
 
@@ -110,15 +109,26 @@ class Rehearsal(Protocol):
     raises `FileNotFoundError` with a message.
     """
 
-    def draft(self, story_id: str, prompt: str, *, pieces: bool, partial: bool,
-              in_steps: bool, pause: float) -> str: ...  # fmt: skip
+    def draft(
+        self, story_id: str, prompt: str, *, pieces: bool, partial: bool, in_steps: bool,
+        pause: float,
+    ) -> str:  # fmt: skip
+        """SM: the story (or the revision the prompt asks for)."""
+        ...
 
-    def validate(self, story_id: str, prompt: str, *, go: bool, conditional: bool) -> str: ...
+    def validate(self, story_id: str, prompt: str, *, go: bool, conditional: bool) -> str:
+        """PO: the validation, GO or NO-GO."""
+        ...
 
-    def develop(self, story_id: str, prompt: str, *, blocked: bool) -> str: ...
+    def develop(self, story_id: str, prompt: str, *, blocked: bool) -> str:
+        """Dev: the implementation (or the fix round the prompt asks for), or Blocked."""
+        ...
 
-    def review(self, story_id: str, prompt: str, *, verdict: str, gate_first: bool,
-               pause: float) -> str: ...  # fmt: skip
+    def review(
+        self, story_id: str, prompt: str, *, verdict: str, gate_first: bool, pause: float
+    ) -> str:
+        """QA: the review with this verdict."""
+        ...
 
 
 class Project(Protocol):

@@ -38,6 +38,7 @@ class InputLocks:
         self._locks: dict[str, asyncio.Lock] = {}
 
     def __call__(self, name: str) -> _SessionLock:
+        """The input lock of session `name`."""
         lock = self._locks.setdefault(name, asyncio.Lock())
         return _SessionLock(lock, self.state.folder("run") / f"{name}.lock")
 

@@ -48,6 +48,7 @@ def _keep_tail(path: str, fd: int, size: int, keep: int, cut_so_far: int) -> tup
 
 
 def main(argv: list[str]) -> int:
+    """Copy standard input into the log, capped; returns the exit code."""
     path, max_bytes = argv[0], max(1024, int(argv[1]))
     fd = _open(path)
     size, cut = os.fstat(fd).st_size, 0

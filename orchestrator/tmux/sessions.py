@@ -1,12 +1,10 @@
 """Agent sessions on one tmux server: spawn, adopt, list, inspect, kill, clean up.
 
-- The agent is the window's command (argv, no shell, no `cd` typed by keys), so nothing races a
-  shell's start-up; the prompt is its last argument when the CLI takes one.
-- Metadata (stage, story, run, attempt, log) lives in tmux user options, so a second manager
-  (after a restart) lists, inspects and adopts sessions without any in-memory dict.
+- Starting a session is one chained tmux call (see `spawn`); its metadata lives in tmux user
+  options, so a second manager (after a restart) lists, inspects and adopts sessions without any
+  in-memory dict.
 - remain-on-exit keeps a crashed agent's last screen and exit status; the wrapper also writes the
   exit status to a file, which the output watcher sees within milliseconds.
-- Pane output is piped to a capped log from the first byte (chained in the spawn's tmux call).
 - Kill terminates the pane's whole process session, then the tmux session; what a dead server
   left behind is found through a record made at spawn (see `processes`).
 
@@ -18,16 +16,15 @@ from __future__ import annotations
 
 import asyncio
 import contextlib
+import functools
 import json
 import os
 import time
-import uuid
 from collections.abc import Mapping
-from datetime import UTC, datetime
 from pathlib import Path
 from typing import Any
 
-from orchestrator.agents.profiles import CLAUDE_NESTING_VARIABLES, AgentProfile
+from orchestrator.agents.profiles import AgentProfile
 from orchestrator.defaults import (
     DEFAULT_LOG_MAX_BYTES,
     DEFAULT_PREFIX,
@@ -36,29 +33,20 @@ from orchestrator.defaults import (
 )
 from orchestrator.errors import SessionNotFound, StateDirError
 from orchestrator.eventlog import EventLog
-from orchestrator.files import StateDir, read_private, touch_private, write_private
+from orchestrator.files import StateDir, read_private, write_private
 from orchestrator.tmux import delivery, screen
-from orchestrator.tmux.logs import pipe_command
 from orchestrator.tmux.model import AgentSession, SessionInfo
-from orchestrator.tmux.names import attach_command, new_run_id, sanitise, session_name, tmux_literal
+from orchestrator.tmux.names import attach_command, new_run_id, sanitise, session_name
 from orchestrator.tmux.processes import (
-    TOKEN_VARIABLE,
     owner_alive,
     process_identity,
     terminate_marked,
     terminate_session,
 )
 from orchestrator.tmux.server import TmuxServer
+from orchestrator.tmux.spawn import record_path, start_session
 
-WINDOW_SIZE = (220, 50)
-HISTORY_LIMIT = 10000
 KILL_GRACE = 2.0
-# The pane command. Constant text: user data (argv, prompt) only ever arrives as "$@", so nothing
-# is interpreted by a shell. The subshell keeps the wrapper alive to record the agent's status.
-WRAPPER_SCRIPT = (
-    f'unset {" ".join(CLAUDE_NESTING_VARIABLES)} TMUX TMUX_PANE; "$@"; rc=$?; '
-    'printf "%s\\n" "$rc" > "$BMAD_EXIT_FILE"; exit "$rc"'
-)
 
 
 class TmuxAgentManager:
@@ -93,6 +81,7 @@ class TmuxAgentManager:
 
     @property
     def socket(self) -> str:
+        """The tmux socket name (`default` is the user's own server)."""
         return self.server.socket
 
     def session_name(self, stage: str, story_id: str) -> str:
@@ -131,173 +120,30 @@ class TmuxAgentManager:
             if adopt and await self.adoptable(stage, story_id):
                 return await self.adopt(name)
             await self.kill(name)
-        return await asyncio.to_thread(
-            self._spawn,
-            name,
-            stage,
-            story_id,
-            profile,
-            prompt,
-            attempt,
-            env or {},
-            story_file,
-            dict(meta or {}),
-        )
-
-    def _spawn(
-        self,
-        name: str,
-        stage: str,
-        story_id: str,
-        profile: AgentProfile,
-        prompt: str | None,
-        attempt: int,
-        env: Mapping[str, str],
-        story_file: Path | None,
-        meta: dict[str, Any],
-    ) -> AgentSession:
-        started = time.monotonic()
         if self.read_only:
             raise StateDirError("a read-only tmux manager cannot start sessions")
-        logs = self.state.folder(Path("logs") / self.run_id)
-        run = self.state.folder("run")
-        log_path, exit_file = logs / f"{name}.{attempt}.log", run / f"{name}.exit"
-        turn_end_file = run / f"{name}.turn"
-        attention_file = run / f"{name}.attention"
-        for stale in (exit_file, turn_end_file, attention_file):
-            stale.unlink(missing_ok=True)  # a planted link is removed, never written through
-        touch_private(log_path)
-        settings_path: Path | None = None
-        if (settings := profile.settings()) is not None:
-            settings_path = run / f"{name}.settings.json"
-            write_private(settings_path, settings)
-        if (
-            prompt is not None
-            and profile.prompt_via_argv
-            and (profile.prompt_via == "file" or len(prompt.encode()) > profile.max_argv_prompt)
-        ):
-            prompt = self._prompt_pointer(name, attempt, prompt)
-        token = uuid.uuid4().hex
-        owner = process_identity(os.getpid())
-        record_path = self._record_path(name)
-        record = {"session": name, "token": token, "sid": None, "owner": owner}
-        write_private(record_path, json.dumps(record))
-        environment = {
-            **profile.env,
-            **env,
-            "BMAD_STAGE": stage,
-            "BMAD_STORY_ID": story_id,
-            "BMAD_PROJECT": str(self.project),
-            "BMAD_STATE_DIR": str(self.state_dir),
-            "BMAD_RUN_ID": self.run_id,
-            "BMAD_ATTEMPT": str(attempt),
-            "BMAD_EXIT_FILE": str(exit_file),
-            "BMAD_TURN_END_FILE": str(turn_end_file),
-            "BMAD_ATTENTION_FILE": str(attention_file),
-            TOKEN_VARIABLE: token,
-        }
-        if story_file is not None:
-            environment["BMAD_STORY_FILE"] = str(story_file)
-        agent_argv = profile.argv(prompt, settings=settings_path)
-        argv = ["/bin/sh", "-c", WRAPPER_SCRIPT, "bmad-agent", *agent_argv]
-        env_args = [arg for key, value in environment.items() for arg in ("-e", f"{key}={value}")]
-        options = {
-            "@bmad-stage": stage,
-            "@bmad-story": story_id,
-            "@bmad-run": self.run_id,
-            "@bmad-attempt": str(attempt),
-            "@bmad-log": str(log_path),
-            "@bmad-exit": str(exit_file),
-            "@bmad-meta": json.dumps(meta),
-            "@bmad-owner": owner,
-        }
-        chained: list[str] = []
-        for key, value in options.items():
-            chained += [";", "set-option", "-t", f"={name}:", key, value]
-        server_options: list[str] = []
-        if self.server.private:
-            # Before the pane exists: history-limit applies at creation, and remain-on-exit
-            # must hold even for an agent that exits at once.
-            server_options = [
-                "start-server",
-                ";",
-                "set-option", "-g", "history-limit", str(HISTORY_LIMIT),
-                ";",
-                "set-option", "-g", "remain-on-exit", "on",
-                ";",
-            ]  # fmt: skip
-        width, height = WINDOW_SIZE
-        out = self.server.run_retrying(
-            *server_options,
-            "new-session",
-            "-d",
-            "-P",
-            "-F",
-            "#{pane_id}\t#{session_created}\t#{pane_pid}",
-            "-s",
-            name,
-            "-n",
-            tmux_literal(f"{sanitise(stage)}-{sanitise(story_id)}"),
-            "-c",
-            tmux_literal(str(self.project)),
-            "-x",
-            str(width),
-            "-y",
-            str(height),
-            *env_args,
-            *argv,
-            # Same tmux call: nothing the agent prints before these run can be lost.
-            ";",
-            "set-option",
-            "-w",
-            "-t",
-            f"={name}:",
-            "remain-on-exit",
-            "on",
-            ";",
-            "pipe-pane",
-            "-t",
-            f"={name}:",
-            pipe_command(log_path, self.log_max_bytes),
-            *chained,
-            on_retry=lambda error: self.events.write("tmux-retry", error=error),
-        )
-        pane_id, created, pane_pid = out[0].split("\t")
-        write_private(record_path, json.dumps({**record, "sid": int(pane_pid)}))
-        session = AgentSession(
+        start = functools.partial(
+            start_session,
+            self.server,
+            self.state,
+            self.events,
+            project=self.project,
+            run_id=self.run_id,
+            log_max_bytes=self.log_max_bytes,
             name=name,
-            pane_id=pane_id,
             stage=stage,
             story_id=story_id,
-            run_id=self.run_id,
+            profile=profile,
+            prompt=prompt,
             attempt=attempt,
-            log_path=log_path,
-            exit_file=exit_file,
-            started_at=datetime.fromtimestamp(int(created), UTC),
-            meta=meta,
+            env=env or {},
+            story_file=story_file,
+            meta=dict(meta or {}),
         )
-        self.events.write(
-            "spawn",
-            session=name,
-            stage=stage,
-            story=story_id,
-            attempt=attempt,
-            profile=profile.name,
-            argv=profile.argv(None, settings=settings_path),
-            prompt_bytes=len(prompt.encode()) if prompt else 0,
-            log=str(log_path),
-            ms=round((time.monotonic() - started) * 1000, 2),
-        )
-        return session
-
-    def _prompt_pointer(self, name: str, attempt: int, prompt: str) -> str:
-        folder = self.state.folder(Path("prompts") / self.run_id)
-        path = folder / f"{name}.{attempt}.md"
-        write_private(path, prompt)
-        return f"Read the file {path} and follow the instructions in it exactly."
+        return await asyncio.to_thread(start)
 
     def _record_path(self, name: str) -> Path:
-        return self.state_dir / "run" / f"{name}.proc.json"
+        return record_path(self.state, name)
 
     async def adoptable(self, stage: str, story_id: str) -> bool:
         """Whether a live session of this stage and story belongs to this manager's run."""
@@ -426,14 +272,14 @@ class TmuxAgentManager:
         live = {row.name for row in await self.list_sessions()}
         reaped = []
         me = process_identity(os.getpid())
-        for record_path in sorted(folder.glob("*.proc.json")):
-            name = record_path.name.removesuffix(".proc.json")
+        for record in sorted(folder.glob("*.proc.json")):
+            name = record.name.removesuffix(".proc.json")
             try:
-                owner = str(json.loads(read_private(record_path)).get("owner") or "")
+                owner = str(json.loads(read_private(record)).get("owner") or "")
             except (OSError, ValueError):
                 owner = ""
             if name not in live and (owner == me or not owner_alive(owner)):
-                await asyncio.to_thread(self._reap, record_path, KILL_GRACE)
+                await asyncio.to_thread(self._reap, record, KILL_GRACE)
                 reaped.append(name)
         return reaped
 

@@ -38,6 +38,8 @@ class Display(Protocol):
 
 @dataclass
 class Cell:
+    """One stage of one story on the board."""
+
     state: str = ""  # "", running, outcome text, or a failure reason
     attempt: int = 0
     started: float = 0.0
@@ -48,6 +50,8 @@ class Cell:
 
 @dataclass
 class Row:
+    """One story on the board."""
+
     story: str
     cells: dict[str, Cell] = field(default_factory=lambda: {s: Cell() for s in STAGES})
     result: str = "waiting"
@@ -68,9 +72,11 @@ class Board:
         self.rows = {story: Row(story) for story in stories}
 
     def story(self, story: str, result: str) -> None:
+        """Show a story's result (or that it runs)."""
         self.rows[story].result = result
 
     def event(self, event: dict[str, Any]) -> None:
+        """Show a stage event."""
         row = self.rows.get(event.get("story", ""))
         if row is None:
             return
@@ -99,10 +105,12 @@ class PlainDisplay(Board):
         print(f"{time.strftime('%H:%M:%S')} {text}", file=self.out, flush=True)
 
     def story(self, story: str, result: str) -> None:
+        """Show a story's result (or that it runs)."""
         super().story(story, result)
         self._print(f"story {story}: {result}")
 
     def event(self, event: dict[str, Any]) -> None:
+        """Show a stage event."""
         super().event(event)
         story, stage = event.get("story"), event.get("stage")
         if event["event"] == "stage-start":
@@ -121,9 +129,11 @@ class PlainDisplay(Board):
             self._print(f"story {story}: {stage} -> {outcome} ({event.get('seconds', 0):.1f}s)")
 
     def close(self) -> None:
+        """Stop showing."""
         pass
 
     def summary(self, reports: Sequence[StoryReport]) -> None:
+        """Print the end-of-run summary."""
         for r in reports:
             spent = _elapsed(sum(r.seconds.values()))
             reason = f" - {r.reason}" if r.reason else ""
@@ -143,6 +153,7 @@ class LiveBoard(Board):
         self.live.start()
 
     def render(self) -> Any:
+        """The board as a rich renderable (called on every refresh)."""
         from rich.console import Group
         from rich.table import Table
         from rich.text import Text
@@ -174,9 +185,11 @@ class LiveBoard(Board):
         return Group(table, footer)
 
     def close(self) -> None:
+        """Stop showing."""
         self.live.stop()
 
     def summary(self, reports: Sequence[StoryReport]) -> None:
+        """Print the end-of-run summary."""
         from rich.table import Table
 
         table = Table(title="summary")

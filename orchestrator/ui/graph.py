@@ -4,6 +4,7 @@ from __future__ import annotations
 
 
 def story_graph_mermaid() -> str:
+    """The story graph as Mermaid text (offline)."""
     from graphs.story import build_story_graph
 
     return build_story_graph().compile().get_graph().draw_mermaid()

@@ -54,10 +54,12 @@ class StageBaseline:
     report_digests: dict[str, str] = field(default_factory=dict)
 
     def as_json(self) -> dict[str, object]:
+        """The baseline as JSON, to keep on the session for an adopter."""
         return asdict(self)
 
     @classmethod
     def from_json(cls, data: Baseline) -> StageBaseline:
+        """The baseline kept on a session (empty: nothing was there)."""
         return cls(**data) if data else cls()
 
 
@@ -68,6 +70,7 @@ def _story_file_text(request: StageRequest, paths: BmadPaths) -> str:
 
 
 def prompt_fields(request: StageRequest, paths: BmadPaths) -> dict[str, str]:
+    """The values a prompt template may use, for this request."""
     return {
         "story_id": request.story_id,
         "story_file": _story_file_text(request, paths),

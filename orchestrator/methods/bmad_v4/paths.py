@@ -34,10 +34,12 @@ class BmadPaths:
 
     @property
     def gates(self) -> Path:
+        """QA gate files: `{qaLocation}/gates`."""
         return self.qa / "gates"
 
     @property
     def assessments(self) -> Path:
+        """QA (and PO) reports: `{qaLocation}/assessments`."""
         return self.qa / "assessments"
 
     @property

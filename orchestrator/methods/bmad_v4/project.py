@@ -50,31 +50,39 @@ class BmadV4Project:
         self.root = paths.root
 
     def describe(self) -> list[str]:
+        """Where v4 reads and writes, for `--dry-run`."""
         return [f"stories dir: {self.paths.stories}   gates dir: {self.paths.gates}"]
 
     def story_file(self, story_id: str) -> Path | None:
+        """The story's file in the stories folder, if it has one."""
         return find_story_file(self.paths.stories, story_id)
 
     def prompt_fields(self, request: StageRequest) -> dict[str, str]:
+        """The values a prompt template may use."""
         return conventions.prompt_fields(request, self.paths)
 
     def prompt(self, request: StageRequest, template: str | None = None) -> str:
+        """The user's template filled in, or the v4 prompt of the stage."""
         if template:
             return conventions.render_prompt(template, request, self.paths)
         return conventions.default_prompt(request, self.paths)
 
     def nudge(self, request: StageRequest) -> str:
+        """What to type when the agent stopped without its output."""
         return conventions.nudge_prompt(request, self.paths)
 
     def watch_dirs(self, request: StageRequest) -> list[Path]:
+        """The folders the stage's output lands in."""
         return conventions.watch_dirs(request, self.paths)
 
     def baseline(self, request: StageRequest) -> Baseline:
+        """The story, gates and PO reports as they are before the stage."""
         return conventions.take_baseline(request, self.paths).as_json()
 
     def check(
         self, request: StageRequest, *, since_ns: int, baseline: Baseline
     ) -> StageOutput | None:
+        """The stage's outcome once its output changed and says it is done."""
         return conventions.check_stage_output(
             request,
             self.paths,
@@ -83,12 +91,14 @@ class BmadV4Project:
         )
 
     def before_stage(self, request: StageRequest) -> None:
+        """InProgress before a fix round, so last round's Status cannot count."""
         # BMad: a FAIL gate returns the story to InProgress. The orchestrator owns that move, so
         # a stale "Ready for Review" from the last round cannot complete this one.
         if request.fix_round and request.story_file is not None:
             set_status(request.story_file, Status.IN_PROGRESS.value)
 
     def after_stage(self, request: StageRequest, output: StageOutput) -> None:
+        """After a PO GO: Status Approved and a Change Log row naming the report."""
         story = output.story_file or request.story_file
         if request.stage != "po" or output.outcome != "approved" or story is None:
             return
@@ -100,15 +110,19 @@ class BmadV4Project:
             add_change_log_row(story, f"PO validation {output.detail} ({report}); Approved", AUTHOR)
 
     def finish_story(self, story_file: Path) -> None:
+        """QA passed: Status Done (no BMad agent makes that move)."""
         # QA passed: Done is the story owner's move; no BMad agent makes it.
         set_status(story_file, Status.DONE.value)
 
     def standing(self, story_id: str, *, start_at: StartAt | None = None) -> StoryStanding:
+        """Where the story stands, and where a run would start it."""
         return story_standing(self.paths, story_id, start_at=start_at)
 
     def preflight(self, *, claude_stages: Sequence[StageName]) -> tuple[list[str], list[str]]:
+        """Problems and warnings for this project and these agents."""
         prefixes = [self.paths.slash_prefix] if claude_stages else []
         return project_checks(self.root, claude_prefixes=prefixes)
 
     def rehearsal(self) -> Rehearsal:
+        """The simulated agent's v4 file work."""
         return BmadV4Rehearsal(self.paths)

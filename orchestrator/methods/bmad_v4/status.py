@@ -131,6 +131,7 @@ class StoryStatus:
 
     @property
     def known(self) -> bool:
+        """Whether the Status is a workflow state."""
         return self.state != UNKNOWN
 
 

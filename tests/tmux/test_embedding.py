@@ -8,8 +8,8 @@ from langgraph.graph import END, START, StateGraph
 from pydantic import BaseModel
 
 from graphs.story import build_story_graph
-from state.context import AgentSettings, StageSettings, StoryContext
-from tests.helpers import simulated_argv
+from state.context import StoryContext
+from tests.helpers import story_context
 
 
 class ReleaseState(BaseModel):
@@ -34,12 +34,7 @@ async def test_a_parent_graph_runs_a_story_through_the_story_graph(
     parent.add_edge(START, "story")
     parent.add_edge("story", "announce")
     parent.add_edge("announce", END)
-    context = StoryContext(
-        project=project,
-        socket=socket,
-        agent=AgentSettings(profile="simulated", command=simulated_argv()),
-        stages={s: StageSettings(timeout=60) for s in ("sm", "po", "dev", "qa")},
-    )
+    context = story_context(project, socket)
     try:
         output = await parent.compile().ainvoke({"story_id": "2.1"}, context=context, version="v2")
         assert output.value.result == "done"

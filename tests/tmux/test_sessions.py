@@ -349,3 +349,15 @@ async def test_claude_trust_dialog_is_answered_before_the_agent_works(
     dialogs = [e for e in manager.events.read() if e["event"] == "dialog"]
     assert [e["dialog"] for e in dialogs] == ["workspace-trust"]
     await wait_file(project / "docs" / "stories" / "1.1.story.md")
+
+
+async def test_sessions_started_before_the_stage_rename_are_still_read(
+    manager: TmuxAgentManager,
+) -> None:
+    session = await manager.spawn("dev", "1.1", profile=generic("sleep", "60"))
+    target = f"={session.name}:"
+    manager.server.run("set-option", "-u", "-t", target, "@bmad-stage")
+    manager.server.run("set-option", "-t", target, "@bmad-agent", "dev")  # the old option
+    info = await manager.info(session.name)
+    assert info is not None and info.stage == "dev"
+    assert await manager.kill(session.name) is True

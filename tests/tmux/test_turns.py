@@ -16,11 +16,10 @@ import pytest
 
 from nodes.stage import run_stage
 from orchestrator.agents.profiles import ATTENTION_HOOK, TURN_END_HOOK
-from orchestrator.files import StateDir
 from orchestrator.stages import STAGES
 from state import AttemptRecord, StoryState
-from state.context import AgentSettings, StageSettings, StoryContext
-from tests.helpers import simulated_argv
+from state.context import StoryContext
+from tests.helpers import events, recorded_prompts, simulated_argv, story_context
 
 REVISABLE = """# Story 1.1: Add a todo
 
@@ -65,12 +64,15 @@ async def stage(project: Path, socket: str) -> AsyncIterator[Runner]:
         state: StoryState | None = None,
         timeout: float = 60,
     ) -> tuple[dict[str, Any], AttemptRecord]:
-        argv = command or simulated_argv("--record", str(project / "prompts.jsonl"), *sim_args)
-        context = StoryContext(
-            project=project,
-            socket=socket,
-            agent=AgentSettings(profile=profile, command=argv, settle=settle, nudges=nudges),  # type: ignore[arg-type]
-            stages={s: StageSettings(timeout=timeout, stall_timeout=None) for s in STAGES},
+        context = story_context(
+            project,
+            socket,
+            *sim_args,
+            profile=profile,
+            command=command,
+            settle=settle,
+            nudges=nudges,
+            **{stage: {"timeout": timeout} for stage in STAGES},
         )
         contexts.append(context)
         update = await run_stage(name, state or StoryState(story_id="1.1"), context)  # type: ignore[arg-type]
@@ -91,11 +93,6 @@ def revisable(project: Path) -> tuple[Path, StoryState]:
     story.parent.mkdir(parents=True)
     story.write_text(REVISABLE)
     return story, StoryState(story_id="1.1", story_file=str(story), outcomes={"po": "rejected"})
-
-
-def prompts(project: Path) -> list[str]:
-    lines = (project / "prompts.jsonl").read_text().splitlines()
-    return [json.loads(line)["prompt"] for line in lines]
 
 
 # --- the four ways a turn ends -----------------------------------------------------------------
@@ -162,7 +159,7 @@ async def test_an_agent_that_ends_its_turn_without_output_is_nudged(
     _, record = await stage("sm", "--misbehave", "idle-turn")
     assert (record.end, record.outcome) == ("done", "drafted")
     assert [n.reason for n in record.nudges] == ["turn_end"]
-    typed = prompts(project)
+    typed = recorded_prompts(project)
     assert len(typed) == 2 and typed[1] == record.nudges[0].text
     assert typed[1].startswith("Do not ask") and "docs/stories/1.1.story.md" in typed[1]
 
@@ -220,7 +217,7 @@ async def test_the_claude_profile_installs_its_hooks_for_one_invocation(
         ("PermissionRequest", None): [ATTENTION_HOOK],
         ("Notification", "permission_prompt"): [ATTENTION_HOOK],
     }
-    (spawn,) = [e for e in _events(project) if e["event"] == "spawn"]
+    (spawn,) = [e for e in events(project) if e["event"] == "spawn"]
     assert spawn["argv"][-2:] == ["--settings", str(settings)]  # the prompt follows them
 
 
@@ -245,24 +242,3 @@ async def test_nesting_variables_never_reach_the_agent(
     env = (project / "env.txt").read_text()
     assert "CLAUDE" not in env
     assert "BMAD_TURN_END_FILE=" in env and "BMAD_ATTENTION_FILE=" in env
-
-
-def _events(project: Path) -> list[dict[str, Any]]:
-    from orchestrator.eventlog import EventLog
-
-    return EventLog(StateDir(project / ".bmad-orchestrator")).read()
-
-
-async def test_nudges_show_on_the_board_and_in_the_report(demo: Path, socket: str) -> None:
-    from tests.helpers import cli, report, stories, write_epic
-
-    flags = ["--misbehave", "idle-turn", "--misbehave-stage", "sm", "--misbehave-story", "1.1"]
-    epic = write_epic(demo, socket, stories=["1.1"], agent={"profile": "simulated", "flags": flags})
-    result = cli(epic)
-    assert result.returncode == 0, result.stdout + result.stderr
-    assert "story 1.1: sm stopped without its output: nudge 1" in result.stdout
-    (sm,) = [r for r in stories(report(demo))["1.1"]["runs"] if r["stage"] == "sm"]
-    assert [n["reason"] for n in sm["nudges"]] == ["turn_end"]
-    assert sm["turn"] == "signal"
-    events = _events(demo)
-    assert [e["reason"] for e in events if e["event"] == "nudge"] == ["turn_end"]

@@ -19,7 +19,7 @@ from typing import TypeVar
 import pytest
 import yaml
 
-from orchestrator.agents.simulated import EXIT_AT_START, read_runs
+from orchestrator.agents.simulated import EXIT_AT_START
 from orchestrator.methods import StageOutput, StageRequest
 from orchestrator.methods.bmad_v4 import (
     BmadPaths,
@@ -36,7 +36,7 @@ from orchestrator.methods.bmad_v4 import (
 from orchestrator.methods.bmad_v4.rehearsal import draft_story
 from orchestrator.stages import StageName
 from orchestrator.watch import filesystem_now
-from tests.helpers import simulated_argv
+from tests.helpers import runs, simulated_argv
 
 T = TypeVar("T")
 DEADLINE = 20.0
@@ -160,10 +160,6 @@ def prd(project: Path) -> Path:
 @pytest.fixture
 def drafted(project: Path, prd: Path) -> Path:
     return draft_story(BmadPaths.load(project), "1.1", pieces=False, partial=False)
-
-
-def runs(project: Path) -> dict[str, dict[str, int]]:
-    return read_runs(project / ".bmad-orchestrator")
 
 
 def section(text: str, title: str) -> str:

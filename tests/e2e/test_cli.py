@@ -9,13 +9,13 @@ import subprocess
 from pathlib import Path
 from typing import Any
 
-import libtmux
 import pytest
 
 from orchestrator.app.runs import load_records
-from orchestrator.tmux import TmuxAgentManager
+from orchestrator.tmux import TmuxAgentManager, TmuxServer
 from tests.helpers import (
     cli,
+    events,
     report,
     runs,
     sessions_left,
@@ -103,7 +103,7 @@ def test_bad_configs_exit_2_naming_the_problem(
     assert expected in result.stderr
     validated = cli("validate", epic)
     assert validated.returncode == 2 and expected in validated.stderr
-    assert not libtmux.Server(socket_name=socket).is_alive()
+    assert not TmuxServer(socket).alive()
 
 
 def test_a_missing_agent_binary_is_reported_before_anything_starts(demo: Path, socket: str) -> None:
@@ -111,7 +111,7 @@ def test_a_missing_agent_binary_is_reported_before_anything_starts(demo: Path, s
     result = cli(epic)
     assert result.returncode == 2
     assert "'no-such-agent-cli'" in result.stderr and "not on PATH" in result.stderr
-    assert not libtmux.Server(socket_name=socket).is_alive()
+    assert not TmuxServer(socket).alive()
     # --simulate replaces the agent, so the same epic rehearses fine.
     assert cli(epic, "--simulate", "--only", "1.3").returncode == 0
 
@@ -123,7 +123,7 @@ def test_dry_run_prints_the_plan_and_starts_nothing(demo: Path, socket: str) -> 
     assert "story 1.2 after 1.1: starts at sm" in out
     assert "session bmad-dev-1-2" in out
     assert "/BMad:agents:po *validate-story-draft docs/stories/1.1.story.md" in out
-    assert not libtmux.Server(socket_name=socket).is_alive()
+    assert not TmuxServer(socket).alive()
     assert not (demo / ".bmad-orchestrator" / "runs").exists()
 
 
@@ -281,7 +281,7 @@ def test_a_project_that_cannot_be_driven_is_refused_before_anything_starts(
     result = cli(write_epic(demo, socket))
     assert result.returncode == 2
     assert expected in result.stderr
-    assert not libtmux.Server(socket_name=socket).is_alive()
+    assert not TmuxServer(socket).alive()
 
 
 async def test_an_unreadable_story_is_skipped_and_the_others_go_on(demo: Path, socket: str) -> None:
@@ -320,3 +320,16 @@ async def test_an_unexpected_error_fails_its_story_and_keeps_the_run_resumable(
     assert resumed.returncode == 0, resumed.stdout + resumed.stderr
     assert runs(demo) == {"1.1": {"dev": 1, "qa": 1}}
     assert stories(report(demo))["1.1"]["result"] == "done"
+
+
+async def test_nudges_show_on_the_board_and_in_the_report(demo: Path, socket: str) -> None:
+    flags = ["--misbehave", "idle-turn", "--misbehave-stage", "sm", "--misbehave-story", "1.1"]
+    epic = write_epic(demo, socket, stories=["1.1"], agent={"profile": "simulated", "flags": flags})
+    result = cli(epic)
+    assert result.returncode == 0, result.stdout + result.stderr
+    assert "story 1.1: sm stopped without its output: nudge 1" in result.stdout
+    (sm,) = [r for r in stories(report(demo))["1.1"]["runs"] if r["stage"] == "sm"]
+    assert [n["reason"] for n in sm["nudges"]] == ["turn_end"]
+    assert sm["turn"] == "signal"
+    nudged = [e["reason"] for e in events(demo) if e["event"] == "nudge"]
+    assert nudged == ["turn_end"]

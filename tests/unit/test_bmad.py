@@ -26,17 +26,10 @@ from orchestrator.methods.bmad_v4 import (
     set_status,
     slugify,
 )
+from tests.helpers import write
 
 T0 = 1_700_000_000 * 10**9  # a fixed mtime base (ns), so ordering never depends on the clock
 SECOND = 10**9
-
-
-def write(path: Path, text: str, mtime_ns: int | None = None) -> Path:
-    path.parent.mkdir(parents=True, exist_ok=True)
-    path.write_text(text)
-    if mtime_ns is not None:
-        os.utime(path, ns=(mtime_ns, mtime_ns))
-    return path
 
 
 def write_config(root: Path, text: str) -> Path:

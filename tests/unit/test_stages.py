@@ -19,6 +19,7 @@ from orchestrator.methods.bmad_v4 import (
     watch_dirs,
 )
 from orchestrator.stages import STAGES, StageName
+from tests.helpers import write as write_file
 
 SINCE = 1_700_000_000 * 10**9  # the stage's watermark (ns); files get explicit mtimes around it
 FRESH = SINCE + 10**9
@@ -33,10 +34,7 @@ def paths(project: Path) -> BmadPaths:
 
 
 def write(path: Path, text: str, mtime_ns: int = FRESH) -> Path:
-    path.parent.mkdir(parents=True, exist_ok=True)
-    path.write_text(text)
-    os.utime(path, ns=(mtime_ns, mtime_ns))
-    return path
+    return write_file(path, text, mtime_ns)
 
 
 def story(paths: BmadPaths, status: str | None, extra: str = "", mtime_ns: int = FRESH) -> Path:

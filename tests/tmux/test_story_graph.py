@@ -2,37 +2,17 @@
 
 from __future__ import annotations
 
-import json
 from collections.abc import AsyncIterator
 from pathlib import Path
 
 import pytest
 
 from graphs.story import build_story_graph
-from orchestrator.agents.simulated import read_runs
 from orchestrator.methods.bmad_v4 import BmadPaths, find_story_file, read_po_decisions, read_status
 from orchestrator.tmux import TmuxAgentManager
 from state import StoryPolicy, StoryState
-from state.context import AgentSettings, StageSettings, StoryContext
-from tests.helpers import simulated_argv
-
-
-def make_context(project: Path, socket: str, *sim_args: str, **stage_overrides) -> StoryContext:
-    stages = {
-        stage: StageSettings(
-            **{"timeout": 60, "stall_timeout": None, **stage_overrides.get(stage, {})}
-        )
-        for stage in ("sm", "po", "dev", "qa")
-    }
-    return StoryContext(
-        project=project,
-        socket=socket,
-        agent=AgentSettings(
-            profile="simulated",
-            command=simulated_argv("--record", str(project / "prompts.jsonl"), *sim_args),
-        ),
-        stages=stages,
-    )
+from state.context import StoryContext
+from tests.helpers import recorded_prompts, runs, story_context
 
 
 @pytest.fixture
@@ -40,7 +20,7 @@ async def run_story(project: Path, socket: str) -> AsyncIterator:
     contexts: list[StoryContext] = []
 
     async def run(*sim_args: str, policy: StoryPolicy | None = None, **overrides) -> StoryState:
-        context = make_context(project, socket, *sim_args, **overrides)
+        context = story_context(project, socket, *sim_args, **overrides)
         contexts.append(context)
         graph = build_story_graph().compile()
         output = await graph.ainvoke(
@@ -57,13 +37,8 @@ async def run_story(project: Path, socket: str) -> AsyncIterator:
         manager.server.kill()
 
 
-def prompts(project: Path, stage_command: str) -> list[str]:
-    lines = (project / "prompts.jsonl").read_text().splitlines()
-    return [p for p in (json.loads(line)["prompt"] for line in lines) if stage_command in p]
-
-
-def runs(project: Path) -> dict[str, int]:
-    return read_runs(project / ".bmad-orchestrator").get("1.1", {})
+def runs_of_1_1(project: Path) -> dict[str, int]:
+    return runs(project).get("1.1", {})
 
 
 async def test_a_story_goes_from_draft_to_done(run_story, project: Path) -> None:
@@ -77,7 +52,7 @@ async def test_a_story_goes_from_draft_to_done(run_story, project: Path) -> None
     assert all(Path(r.log_path).exists() for r in final.runs)
     assert set(final.timings) == {"sm", "po", "dev", "qa"}
     assert final.recovery_log == []
-    assert runs(project) == {"sm": 1, "po": 1, "dev": 1, "qa": 1}
+    assert runs_of_1_1(project) == {"sm": 1, "po": 1, "dev": 1, "qa": 1}
 
 
 async def test_po_no_go_once_then_go(run_story, project: Path) -> None:
@@ -85,8 +60,8 @@ async def test_po_no_go_once_then_go(run_story, project: Path) -> None:
     final = await run_story("--po-nogo", "1", "--revise-in-steps")
     assert final.result == "done", final.failure_reason
     assert final.po_revisions == 1
-    assert runs(project)["sm"] == 2 and runs(project)["po"] == 2
-    revise = prompts(project, "agents:sm")
+    assert runs_of_1_1(project)["sm"] == 2 and runs_of_1_1(project)["po"] == 2
+    revise = recorded_prompts(project, "agents:sm")
     assert "validation report" not in revise[0]
     assert final.po_report is not None and Path(final.po_report).exists()
     report = Path(final.po_report).relative_to(project)
@@ -102,7 +77,7 @@ async def test_po_no_go_past_the_bound_fails(run_story, project: Path) -> None:
     final = await run_story("--po-nogo", "5", policy=StoryPolicy(max_revisions=1))
     assert final.result == "failed"
     assert "NO-GO" in (final.failure_reason or "")
-    assert runs(project)["po"] == 2 and "dev" not in runs(project)
+    assert runs_of_1_1(project)["po"] == 2 and "dev" not in runs_of_1_1(project)
 
 
 async def test_qa_fail_once_then_pass_sends_dev_the_review_qa_prompt(
@@ -111,7 +86,7 @@ async def test_qa_fail_once_then_pass_sends_dev_the_review_qa_prompt(
     final = await run_story("--qa-fail", "1")
     assert final.result == "done", final.failure_reason
     assert final.qa_fix_rounds == 1
-    dev_prompts = prompts(project, "agents:dev")
+    dev_prompts = recorded_prompts(project, "agents:dev")
     assert len(dev_prompts) == 2
     assert "*develop-story" in dev_prompts[0] and "*review-qa" in dev_prompts[1]
     assert [r.outcome for r in final.runs if r.stage == "qa"] == ["FAIL", "PASS"]
@@ -121,14 +96,14 @@ async def test_qa_fail_past_the_bound_fails(run_story, project: Path) -> None:
     final = await run_story("--qa-fail", "9", policy=StoryPolicy(max_fix_rounds=2))
     assert final.result == "failed"
     assert final.failure_reason == "QA gate FAIL after 2 fix round(s); max_fix_rounds is 2"
-    assert runs(project)["qa"] == 3 and runs(project)["dev"] == 3
+    assert runs_of_1_1(project)["qa"] == 3 and runs_of_1_1(project)["dev"] == 3
 
 
 async def test_dev_blocked_fails(run_story, project: Path) -> None:
     final = await run_story("--dev-blocked", "all")
     assert final.result == "failed"
     assert final.failure_reason == "Dev reported the story Blocked"
-    assert "qa" not in runs(project)
+    assert "qa" not in runs_of_1_1(project)
 
 
 async def test_an_agent_that_exits_at_start_is_retried(run_story, project: Path) -> None:

@@ -1,0 +1,202 @@
+"""Starting an agent session: one chained tmux call, so nothing the agent prints is lost.
+
+The agent is the window's command (argv, no shell, no `cd` typed by keys), so nothing races a
+shell's start-up; the prompt is its last argument when the CLI takes one (or, when long or
+asked for, an owner-only file it is told to read). Metadata lives in tmux user options, so a
+second manager (after a restart) finds everything it needs on the server. Each spawn also
+records its process session and a token in the agent's environment, outside tmux, so what a
+dead server leaves behind can still be found (see `processes`).
+"""
+
+from __future__ import annotations
+
+import json
+import os
+import time
+import uuid
+from collections.abc import Mapping
+from datetime import UTC, datetime
+from pathlib import Path
+from typing import Any
+
+from orchestrator.agents.profiles import CLAUDE_NESTING_VARIABLES, AgentProfile
+from orchestrator.eventlog import EventLog
+from orchestrator.files import StateDir, touch_private, write_private
+from orchestrator.tmux.logs import pipe_command
+from orchestrator.tmux.model import AgentSession
+from orchestrator.tmux.names import sanitise, tmux_literal
+from orchestrator.tmux.processes import TOKEN_VARIABLE, process_identity
+from orchestrator.tmux.server import TmuxServer
+
+WINDOW_SIZE = (220, 50)
+HISTORY_LIMIT = 10000
+# The pane command. Constant text: user data (argv, prompt) only ever arrives as "$@", so nothing
+# is interpreted by a shell. The subshell keeps the wrapper alive to record the agent's status.
+WRAPPER_SCRIPT = (
+    f'unset {" ".join(CLAUDE_NESTING_VARIABLES)} TMUX TMUX_PANE; "$@"; rc=$?; '
+    'printf "%s\\n" "$rc" > "$BMAD_EXIT_FILE"; exit "$rc"'
+)
+
+
+def record_path(state: StateDir, name: str) -> Path:
+    """Where the spawn record of session `name` is kept."""
+    return state.root / "run" / f"{name}.proc.json"
+
+
+def start_session(
+    server: TmuxServer,
+    state: StateDir,
+    events: EventLog,
+    *,
+    project: Path,
+    run_id: str,
+    log_max_bytes: int,
+    name: str,
+    stage: str,
+    story_id: str,
+    profile: AgentProfile,
+    prompt: str | None,
+    attempt: int,
+    env: Mapping[str, str],
+    story_file: Path | None,
+    meta: dict[str, Any],
+) -> AgentSession:
+    """Start the agent in a new session `name`, in one chained tmux call (blocking)."""
+    started = time.monotonic()
+    logs = state.folder(Path("logs") / run_id)
+    run = state.folder("run")
+    log_path, exit_file = logs / f"{name}.{attempt}.log", run / f"{name}.exit"
+    turn_end_file = run / f"{name}.turn"
+    attention_file = run / f"{name}.attention"
+    for stale in (exit_file, turn_end_file, attention_file):
+        stale.unlink(missing_ok=True)  # a planted link is removed, never written through
+    touch_private(log_path)
+    settings_path: Path | None = None
+    if (settings := profile.settings()) is not None:
+        settings_path = run / f"{name}.settings.json"
+        write_private(settings_path, settings)
+    if (
+        prompt is not None
+        and profile.prompt_via_argv
+        and (profile.prompt_via == "file" or len(prompt.encode()) > profile.max_argv_prompt)
+    ):
+        prompt = _prompt_pointer(state, run_id, name, attempt, prompt)
+    token = uuid.uuid4().hex
+    owner = process_identity(os.getpid())
+    record_file = record_path(state, name)
+    record = {"session": name, "token": token, "sid": None, "owner": owner}
+    write_private(record_file, json.dumps(record))
+    environment = {
+        **profile.env,
+        **env,
+        "BMAD_STAGE": stage,
+        "BMAD_STORY_ID": story_id,
+        "BMAD_PROJECT": str(project),
+        "BMAD_STATE_DIR": str(state.root),
+        "BMAD_RUN_ID": run_id,
+        "BMAD_ATTEMPT": str(attempt),
+        "BMAD_EXIT_FILE": str(exit_file),
+        "BMAD_TURN_END_FILE": str(turn_end_file),
+        "BMAD_ATTENTION_FILE": str(attention_file),
+        TOKEN_VARIABLE: token,
+    }
+    if story_file is not None:
+        environment["BMAD_STORY_FILE"] = str(story_file)
+    agent_argv = profile.argv(prompt, settings=settings_path)
+    argv = ["/bin/sh", "-c", WRAPPER_SCRIPT, "bmad-agent", *agent_argv]
+    env_args = [arg for key, value in environment.items() for arg in ("-e", f"{key}={value}")]
+    options = {
+        "@bmad-stage": stage,
+        "@bmad-story": story_id,
+        "@bmad-run": run_id,
+        "@bmad-attempt": str(attempt),
+        "@bmad-log": str(log_path),
+        "@bmad-exit": str(exit_file),
+        "@bmad-meta": json.dumps(meta),
+        "@bmad-owner": owner,
+    }
+    chained: list[str] = []
+    for key, value in options.items():
+        chained += [";", "set-option", "-t", f"={name}:", key, value]
+    server_options: list[str] = []
+    if server.private:
+        # Before the pane exists: history-limit applies at creation, and remain-on-exit
+        # must hold even for an agent that exits at once.
+        server_options = [
+            "start-server",
+            ";",
+            "set-option", "-g", "history-limit", str(HISTORY_LIMIT),
+            ";",
+            "set-option", "-g", "remain-on-exit", "on",
+            ";",
+        ]  # fmt: skip
+    width, height = WINDOW_SIZE
+    out = server.run_retrying(
+        *server_options,
+        "new-session",
+        "-d",
+        "-P",
+        "-F",
+        "#{pane_id}\t#{session_created}\t#{pane_pid}",
+        "-s",
+        name,
+        "-n",
+        tmux_literal(f"{sanitise(stage)}-{sanitise(story_id)}"),
+        "-c",
+        tmux_literal(str(project)),
+        "-x",
+        str(width),
+        "-y",
+        str(height),
+        *env_args,
+        *argv,
+        # Same tmux call: nothing the agent prints before these run can be lost.
+        ";",
+        "set-option",
+        "-w",
+        "-t",
+        f"={name}:",
+        "remain-on-exit",
+        "on",
+        ";",
+        "pipe-pane",
+        "-t",
+        f"={name}:",
+        pipe_command(log_path, log_max_bytes),
+        *chained,
+        on_retry=lambda error: events.write("tmux-retry", error=error),
+    )
+    pane_id, created, pane_pid = out[0].split("\t")
+    write_private(record_file, json.dumps({**record, "sid": int(pane_pid)}))
+    session = AgentSession(
+        name=name,
+        pane_id=pane_id,
+        stage=stage,
+        story_id=story_id,
+        run_id=run_id,
+        attempt=attempt,
+        log_path=log_path,
+        exit_file=exit_file,
+        started_at=datetime.fromtimestamp(int(created), UTC),
+        meta=meta,
+    )
+    events.write(
+        "spawn",
+        session=name,
+        stage=stage,
+        story=story_id,
+        attempt=attempt,
+        profile=profile.name,
+        argv=profile.argv(None, settings=settings_path),
+        prompt_bytes=len(prompt.encode()) if prompt else 0,
+        log=str(log_path),
+        ms=round((time.monotonic() - started) * 1000, 2),
+    )
+    return session
+
+
+def _prompt_pointer(state: StateDir, run_id: str, name: str, attempt: int, prompt: str) -> str:
+    folder = state.folder(Path("prompts") / run_id)
+    path = folder / f"{name}.{attempt}.md"
+    write_private(path, prompt)
+    return f"Read the file {path} and follow the instructions in it exactly."
