@@ -1,4 +1,4 @@
-"""The story graph: SM -> PO -> Dev -> QA -> Done, with the loops BMad needs.
+"""The story graph: SM -> PO -> Dev -> QA -> integrate -> Done, with the loops BMad needs.
 
 `build_story_graph()` returns the uncompiled graph so users compile it with their own checkpointer
 or add it to their own graph; `graph` is the same graph compiled without a checkpointer, for
@@ -20,8 +20,10 @@ from langgraph.graph import START, StateGraph
 from nodes import (
     done_node,
     failed_node,
+    integrate_node,
     make_stage_node,
     route_after_dev,
+    route_after_integrate,
     route_after_po,
     route_after_qa,
     route_after_sm,
@@ -117,6 +119,8 @@ def build_story_graph() -> StateGraph[StoryState, StoryContext, StoryInput, Stor
     for stage, route in STAGE_ROUTES.items():
         builder.add_node(stage, make_stage_node(stage))  # type: ignore[call-overload, arg-type]
         builder.add_conditional_edges(stage, route)
+    builder.add_node("integrate", integrate_node)  # type: ignore[call-overload]
+    builder.add_conditional_edges("integrate", route_after_integrate)
     builder.add_node("done", done_node)
     builder.add_node("failed", failed_node)
     builder.add_conditional_edges(START, route_start)

@@ -1,8 +1,10 @@
-"""One node per stage, plus the routing functions."""
+"""One node per stage, the integrate node, plus the routing functions."""
 
+from nodes.integrate import integrate_node
 from nodes.routing import (
     failure_reason,
     route_after_dev,
+    route_after_integrate,
     route_after_po,
     route_after_qa,
     route_after_sm,
@@ -15,8 +17,10 @@ __all__ = [
     "done_node",
     "failed_node",
     "failure_reason",
+    "integrate_node",
     "make_stage_node",
     "route_after_dev",
+    "route_after_integrate",
     "route_after_po",
     "route_after_qa",
     "route_after_sm",

@@ -52,13 +52,27 @@ def route_after_dev(state: StoryState) -> Literal["dev", "qa", "failed"]:
     return "qa" if state.outcome == "implemented" else "failed"
 
 
-def route_after_qa(state: StoryState) -> Literal["qa", "dev", "done", "failed"]:
-    """A passing gate is Done; a failing one goes back to Dev for a fix round."""
+def route_after_qa(state: StoryState) -> Literal["qa", "dev", "integrate", "failed"]:
+    """A passing gate goes on to integrate; a failing one back to Dev for a fix round."""
     if state.outcome is None:
         return "qa" if _retry(state) else "failed"
     if not qa_failed(state):
-        return "done"
+        return "integrate"
     return "dev" if state.qa_fix_rounds < state.policy.max_fix_rounds else "failed"
+
+
+def resolving_merge(state: StoryState) -> bool:
+    """True when Dev's next round resolves a conflict with the integration branch."""
+    return state.outcomes.get("integrate") == "conflict"
+
+
+def route_after_integrate(state: StoryState) -> Literal["integrate", "dev", "done", "failed"]:
+    """Merged is Done; a conflict goes to a Dev round that resolves it (within bounds)."""
+    if state.outcome is None:
+        return "integrate" if _retry(state) else "failed"
+    if state.outcome != "conflict":
+        return "done"
+    return "dev" if state.merge_rounds < state.policy.max_merge_rounds else "failed"
 
 
 def failure_reason(state: StoryState) -> str:
@@ -80,4 +94,20 @@ def failure_reason(state: StoryState) -> str:
             f"QA gate {state.outcome} after {state.qa_fix_rounds} fix round(s); "
             f"max_fix_rounds is {state.policy.max_fix_rounds}"
         )
+    if stage == "integrate":
+        return merge_conflict_reason(state)
     return f"{stage} ended with outcome {state.outcome!r}"
+
+
+def merge_conflict_reason(state: StoryState) -> str:
+    """What conflicted, what is kept, and how to finish the merge by hand."""
+    files = ", ".join(state.merge_conflicts) or "(git named no file)"
+    into = state.branch.rpartition("--")[0] if state.branch else "the integration branch"
+    where = state.workdir or "the story's worktree"
+    return (
+        f"merging {state.branch} into {into} conflicts in {files} after "
+        f"{state.merge_rounds} resolve round(s); max_merge_rounds is "
+        f"{state.policy.max_merge_rounds}. Branch {state.branch} and its worktree are kept: "
+        f"to finish by hand, in {where} run `git merge {into}`, resolve, `git commit`, then "
+        f"`git merge --no-ff {state.branch}` on {into}"
+    )

@@ -20,7 +20,16 @@ from typing import Any
 
 from langgraph.runtime import Runtime
 
-from nodes.routing import qa_failed
+from nodes.routing import qa_failed, resolving_merge
+from orchestrator.errors import OrchestratorError
+from orchestrator.git import (
+    Workspace,
+    Worktrees,
+    begin_resolve,
+    commit,
+    describe_commit,
+    unresolved,
+)
 from orchestrator.methods import Project, StageOutput, StageRequest
 from orchestrator.stages import StageName
 from orchestrator.tmux import AgentSession, TmuxAgentManager
@@ -57,7 +66,19 @@ async def run_stage(
 ) -> dict[str, Any]:
     """One attempt of `stage` for the story in `state`; returns the partial state update."""
     manager: TmuxAgentManager = await asyncio.to_thread(context.manager)
-    project: Project = await asyncio.to_thread(context.method_project)
+    worktrees = await asyncio.to_thread(context.worktrees)
+    resolving = stage == "dev" and resolving_merge(state)
+    workspace: Workspace | None = None
+    conflicts: list[str] = []
+    if worktrees is not None:
+        try:
+            workspace, conflicts = await asyncio.to_thread(
+                _workspace, worktrees, state, resolving=resolving
+            )
+        except OrchestratorError as exc:  # no worktree, or git.setup failed: a failed attempt
+            return _unprepared(stage, state, exc)
+    root = workspace.project if workspace is not None else None
+    project: Project = await asyncio.to_thread(context.method_project, root)
     settings = context.stage(stage)
     agent = context.agent_for(stage)
     profile = agent.build()
@@ -70,9 +91,11 @@ async def run_stage(
         state.story_id,
         story_file,
         revision=revision,
-        fix_round=stage == "dev" and qa_failed(state),
+        fix_round=stage == "dev" and qa_failed(state) and not resolving,
         findings=Path(state.po_report) if revision and state.po_report else None,
         po_conditional=state.policy.po_conditional,
+        conflicts=tuple(conflicts),
+        merge_from=worktrees.branch if resolving and worktrees is not None else None,
     )
     adopting = context.adopt_live_sessions and await manager.adoptable(stage, state.story_id)
     if not adopting:  # an adopted agent may have moved the Status already
@@ -110,6 +133,17 @@ async def run_stage(
         )
         return True
 
+    env: dict[str, str] = {"BMAD_METHOD": context.method}
+    if worktrees is not None:  # the agent's own git commands skip the install copies too
+        env |= worktrees.session_env()
+
+    def check() -> StageOutput | None:
+        if workspace is not None and request.merge_from is not None:
+            assert worktrees is not None
+            if unresolved(worktrees, workspace, request.conflicts):
+                return None  # a Status alone does not finish a merge round
+        return project.check(request, since_ns=since, baseline=checked)
+
     try:
         session = await manager.spawn(
             stage,
@@ -117,7 +151,8 @@ async def run_stage(
             profile=profile,
             prompt=prompt,
             attempt=attempt,
-            env={"BMAD_METHOD": context.method},
+            env=env,
+            cwd=root,
             story_file=story_file,
             adopt=context.adopt_live_sessions,
             meta={"since_ns": since, "baseline": dict(baseline)},
@@ -145,7 +180,7 @@ async def run_stage(
                 )
         checked = baseline
         result = await wait_for_output(
-            lambda: project.check(request, since_ns=since, baseline=checked),
+            check,
             watch=project.watch_dirs(request),
             probe=manager.probe(session),
             timeout=context.timeout(stage),
@@ -195,10 +230,67 @@ async def run_stage(
         seconds=record.seconds,
     )
     if record.outcome is None:
-        return _failed_attempt(state, record, since, result)
-    assert result.value is not None  # an outcome implies an output
-    await asyncio.to_thread(project.after_stage, request, result.value)
-    return _succeeded(state, request, record, since, result.value)
+        update = _failed_attempt(state, record, since, result)
+    else:
+        assert result.value is not None  # an outcome implies an output
+        await asyncio.to_thread(project.after_stage, request, result.value)
+        update = _succeeded(state, request, record, since, result.value)
+    if worktrees is not None and workspace is not None:
+        update |= await _commit_attempt(worktrees, workspace, request, record, manager)
+    return update
+
+
+def _workspace(
+    worktrees: Worktrees, state: StoryState, *, resolving: bool
+) -> tuple[Workspace, list[str]]:
+    """The story's worktree (made on first use) and, in a merge round, the files in conflict."""
+    workspace = worktrees.story(state.story_id)
+    if not resolving:
+        return workspace, []
+    message = f"bmad({state.story_id}): merge {worktrees.branch}"
+    return workspace, begin_resolve(worktrees, workspace, message, files=state.merge_conflicts)
+
+
+async def _commit_attempt(
+    worktrees: Worktrees,
+    workspace: Workspace,
+    request: StageRequest,
+    record: AttemptRecord,
+    manager: TmuxAgentManager,
+) -> dict[str, Any]:
+    """Commit what the attempt changed on the story's branch; the state fields that record it."""
+    story = request.story_id
+    if record.outcome is not None:
+        message = f"bmad({story}): {record.stage} {record.outcome}"
+    else:
+        message = f"bmad({story}): {record.stage} attempt {record.attempt} ended {record.end}"
+    update: dict[str, Any] = {"workdir": str(workspace.project), "branch": workspace.branch}
+    try:
+        made = await asyncio.to_thread(
+            commit, worktrees, workspace, message, files=request.conflicts
+        )
+        if made is not None:
+            update["commits"] = [await asyncio.to_thread(describe_commit, worktrees, made)]
+    except OrchestratorError as exc:  # the work stays in the worktree; integrate commits it
+        manager.events.write("commit-error", story=story, stage=record.stage, error=str(exc))
+    return update
+
+
+def _unprepared(stage: StageName, state: StoryState, exc: Exception) -> dict[str, Any]:
+    """A failed attempt that never started: the story's worktree could not be made ready."""
+    now = datetime.now(UTC)
+    record = AttemptRecord(
+        stage=stage,
+        attempt=state.attempts.get(stage, 0) + 1,
+        session="",
+        log_path="",
+        started_at=now,
+        seconds=0.0,
+        end="error",
+        detail=str(exc),
+    )
+    result: WaitResult[Any] = WaitResult("error", detail=str(exc))  # type: ignore[arg-type]
+    return _failed_attempt(state, record, 0, result)
 
 
 def _base_update(record: AttemptRecord, since: int) -> dict[str, Any]:
@@ -246,6 +338,9 @@ def _succeeded(
         update["po_revisions"] = state.po_revisions + 1
     if request.fix_round:
         update["qa_fix_rounds"] = state.qa_fix_rounds + 1
+    if request.merge_from is not None:
+        update["merge_rounds"] = state.merge_rounds + 1
+        update["outcomes"] = {record.stage: record.outcome, "integrate": "resolved"}
     if record.stage == "po":
         update["po_report"] = str(output.report) if output.report else None
         update["po_conditions"] = list(output.conditions)

@@ -2,25 +2,21 @@
 
 from __future__ import annotations
 
-import asyncio
-from pathlib import Path
 from typing import Any
 
-from langgraph.runtime import Runtime
-
 from nodes.routing import failure_reason
-from state import StoryContext, StoryState
+from state import StoryState
 
 
-async def done_node(state: StoryState, runtime: Runtime[StoryContext]) -> dict[str, Any]:
-    """QA passed: the method's last move (Status Done, which no BMad agent makes), and finish."""
-    if state.story_file and state.start_at != "done":
-        context = runtime.context or StoryContext()
-        project = await asyncio.to_thread(context.method_project)
-        await asyncio.to_thread(project.finish_story, Path(state.story_file))
+async def done_node(state: StoryState) -> dict[str, Any]:
+    """The story is Done (and, in a worktree, merged): nothing is left to do."""
     return {"result": "done", "failure_reason": None}
 
 
 async def failed_node(state: StoryState) -> dict[str, Any]:
-    """Record why the story stopped; logs and the story file are left as they are."""
-    return {"result": "failed", "failure_reason": failure_reason(state)}
+    """Record why the story stopped; logs, files and branches are left as they are."""
+    merge_conflict = state.stage == "integrate" and state.outcome == "conflict"
+    return {
+        "result": "merge_conflict" if merge_conflict else "failed",
+        "failure_reason": failure_reason(state),
+    }

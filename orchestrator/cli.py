@@ -153,6 +153,11 @@ def _cleanup(args: argparse.Namespace) -> int:
     print(f"{len(killed)} session(s) older than {args.older_than} killed")
     if not manager.read_only:
         manager.server.remove_idle_socket()
+    if args.epic:
+        from orchestrator.app.isolation import prune_worktrees
+
+        for line in prune_worktrees(_load(args.epic)):
+            print(line)
     return 0
 
 
@@ -170,12 +175,20 @@ def _graph(args: argparse.Namespace) -> int:
 def _status(args: argparse.Namespace) -> int:
     import json
 
+    from orchestrator.app.isolation import story_standing
     from orchestrator.app.runlock import live_holder
+    from orchestrator.git.worktrees import WORKTREES_DIR
     from orchestrator.methods import get_method
 
     config = _load(args.epic)
-    project = get_method(config.method).open(config.project)
-    rows = [project.standing(story_id) for story_id in config.story_ids]
+    method = get_method(config.method)
+    trees = None
+    if (config.state_dir / WORKTREES_DIR).is_dir():  # the stories' truth is in worktrees
+        trees = config.story_context("status", isolation="worktree").worktrees()
+    rows = [
+        story_standing(method.open, trees, story_id, config.project)
+        for story_id in config.story_ids
+    ]
     if args.json:
         print(json.dumps([row.as_json() for row in rows], indent=2, ensure_ascii=False))
         return 0
@@ -271,7 +284,10 @@ def build_command_parser() -> argparse.ArgumentParser:
     _session_options(attach, epic_positional=False)
     attach.set_defaults(handler=_attach)
 
-    cleanup = commands.add_parser("cleanup", help="kill orphan sessions of this socket")
+    cleanup = commands.add_parser(
+        "cleanup",
+        help="kill orphan sessions of this socket; with an epic, prune its finished worktrees",
+    )
     _session_options(cleanup)
     cleanup.add_argument("--older-than", default="1h", help="age such as 30m or 2h (default 1h)")
     cleanup.set_defaults(handler=_cleanup)

@@ -15,6 +15,8 @@ DEFAULT_MAX_FIX_ROUNDS = 2  # Dev fix rounds after a failing QA review
 DEFAULT_TIMEOUTS = {"sm": 600.0, "po": 300.0, "dev": 1800.0, "qa": 900.0}  # seconds, by stage
 DEFAULT_SETTLE = 5.0  # seconds of quiet after a valid output that end an agent's turn
 DEFAULT_NUDGES = 2  # nudges per attempt when the agent stops without its output
+DEFAULT_MAX_MERGE_ROUNDS = 1  # Dev rounds resolving a conflict with the integration branch
+DEFAULT_SETUP_TIMEOUT = 1800.0  # seconds `git.setup` may take in a new worktree
 
 
 class ExitCode(IntEnum):

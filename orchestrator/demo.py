@@ -1,7 +1,9 @@
 """`./dev.sh demo`: run the demo epic in a scratch copy, so the repository stays clean.
 
 The copy goes to `.demo-run/` (git-ignored) and is made fresh on every run, so running the demo
-twice in a row works the same way twice. The run itself removes its idle tmux server's socket.
+twice in a row works the same way twice. The copy is a git repository of its own, so its two
+parallel stories run in worktrees and branches of their own and merge one at a time (without
+git the stories share the folder). The run itself removes its idle tmux server's socket.
 """
 
 from __future__ import annotations
@@ -11,6 +13,7 @@ import sys
 from pathlib import Path
 
 from orchestrator.cli import main as cli_main
+from orchestrator.git import Git, git_available
 
 REPO = Path(__file__).resolve().parents[1]
 SOURCE = REPO / "examples" / "demo"
@@ -22,6 +25,11 @@ def main(argv: list[str]) -> int:
     if SCRATCH.exists():
         shutil.rmtree(SCRATCH)
     shutil.copytree(SOURCE, SCRATCH)
+    if git_available():
+        git = Git(SCRATCH)
+        git.run("init", "--quiet")
+        git.run("add", "--all")
+        git.commit("-m", "The demo project")
     print(f"demo project copied to {SCRATCH}", flush=True)
     return cli_main([str(SCRATCH / "epic.yaml"), *argv])
 

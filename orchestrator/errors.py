@@ -8,7 +8,9 @@ OrchestratorError
 │   ├── StateDirError          the state dir is unsafe (a link, not ours, shared) or unwritable
 │   ├── RunLockedError         another live run holds this state dir
 │   ├── CheckpointError        the checkpoint file is corrupt or truncated
-│   └── EpicChangedError       --resume against an epic.yaml that changed since the run began
+│   ├── EpicChangedError       --resume against an epic.yaml that changed since the run began
+│   └── IsolationError         worktree isolation cannot start (no repository, uncommitted changes)
+├── GitError                   a git command failed
 └── TmuxError                  a tmux command failed
     ├── SessionNotFound        no session of that exact name
     └── DeliveryError          typed text could not be delivered and confirmed
@@ -50,6 +52,14 @@ class CheckpointError(InputError):
 
 class EpicChangedError(InputError):
     """epic.yaml changed since the run being resumed began."""
+
+
+class IsolationError(InputError):
+    """Stories cannot get worktrees of their own here (no git repository, uncommitted changes)."""
+
+
+class GitError(OrchestratorError, RuntimeError):
+    """A git command failed; the message holds git's own last lines."""
 
 
 class TmuxError(OrchestratorError, RuntimeError):

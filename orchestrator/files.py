@@ -33,7 +33,12 @@ STATE_ENTRIES = (
     "runs",
     "prompts",
     "simulated",
+    "git",
+    "worktrees",
 )
+# Entries audited one level deep only: they hold checkouts of the user's repository, whose own
+# links are the repository's business.
+SHALLOW_ENTRIES = ("worktrees",)
 
 
 class StateDir:
@@ -112,7 +117,14 @@ class StateDir:
             path = self.root / name
             with contextlib.suppress(FileNotFoundError):
                 if look(str(path), os.lstat(path)):
-                    stack.append(path)
+                    if name not in SHALLOW_ENTRIES:
+                        stack.append(path)
+                        continue
+                    with os.scandir(path) as entries:  # checkouts: git chose their modes
+                        for entry in entries:
+                            info = entry.stat(follow_symlinks=False)
+                            if stat.S_ISLNK(info.st_mode) or info.st_uid != uid:
+                                look(entry.path, info)
         while stack and len(problems) < 5:
             with os.scandir(stack.pop()) as entries:
                 for entry in entries:

@@ -7,3 +7,4 @@ from typing import Literal
 StageName = Literal["sm", "po", "dev", "qa"]
 STAGES: tuple[StageName, ...] = ("sm", "po", "dev", "qa")
 StartAt = Literal["sm", "po", "dev", "qa", "done"]  # where a story starts: a stage, or done
+StepName = Literal["sm", "po", "dev", "qa", "integrate"]  # a stage, or merging the story's work

@@ -1,6 +1,6 @@
 """The pydantic models that flow through the graphs, and the runtime context they run in."""
 
-from state.context import AgentSettings, StageSettings, StoryContext
+from state.context import AgentSettings, GitSettings, StageSettings, StoryContext
 from state.story import (
     AttemptRecord,
     NudgeRecord,
@@ -14,6 +14,7 @@ from state.story import (
 __all__ = [
     "AgentSettings",
     "AttemptRecord",
+    "GitSettings",
     "NudgeRecord",
     "RecoveryEntry",
     "StageSettings",

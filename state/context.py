@@ -11,9 +11,9 @@ from __future__ import annotations
 
 import threading
 from pathlib import Path
-from typing import TYPE_CHECKING, Any
+from typing import TYPE_CHECKING, Annotated, Any, Literal
 
-from pydantic import BaseModel, ConfigDict, Field, PrivateAttr
+from pydantic import BaseModel, BeforeValidator, ConfigDict, Field, PrivateAttr, field_validator
 
 from orchestrator.agents.profiles import AgentProfile, ProfileName, PromptVia, make_profile
 from orchestrator.defaults import (
@@ -21,16 +21,22 @@ from orchestrator.defaults import (
     DEFAULT_NUDGES,
     DEFAULT_PREFIX,
     DEFAULT_SETTLE,
+    DEFAULT_SETUP_TIMEOUT,
     DEFAULT_SOCKET,
     DEFAULT_STALL_TIMEOUT,
     DEFAULT_TIMEOUTS,
+    STATE_DIR_NAME,
 )
 from orchestrator.methods import DEFAULT_METHOD, MethodName, Project, get_method
 from orchestrator.stages import StageName
 from orchestrator.units import Duration, QuietTime
 
 if TYPE_CHECKING:
+    from orchestrator.git import Worktrees
     from orchestrator.tmux import TmuxAgentManager
+
+Isolation = Literal["worktree", "shared"]
+DEFAULT_INTEGRATION_BRANCH = "bmad/integration"  # the runner names it after the epic file
 
 
 class Settings(BaseModel):
@@ -78,6 +84,51 @@ class StageSettings(Settings):
     agent: AgentSettings | None = None  # replaces the epic's agent for this stage
 
 
+def _commands(value: Any) -> Any:
+    """`git.setup` as one command (`["npm", "ci"]`) or several (`[["npm", "ci"], [...]]`)."""
+    if isinstance(value, list) and value and all(isinstance(item, str) for item in value):
+        return [value]
+    return value
+
+
+def check_branch_name(value: Any) -> Any:
+    """A branch name git accepts (the rules of `git check-ref-format --branch`)."""
+    if not isinstance(value, str):
+        return value
+    bad = (
+        not value
+        or len(value) > 200
+        or value.startswith(("-", "/", "."))
+        or value.endswith(("/", ".", ".lock"))
+        or any(part.startswith(".") or part.endswith(".lock") for part in value.split("/"))
+        or any(token in value for token in ("..", "//", "@{", "\\"))
+        or value == "@"
+        or any(ord(c) < 0x21 or c in "~^:?*[\x7f" for c in value)
+    )
+    if bad:
+        raise ValueError(f"{value!r} is not a valid git branch name")
+    return value
+
+
+BranchName = Annotated[str, BeforeValidator(check_branch_name)]
+
+
+class GitSettings(Settings):
+    """Branches and merges when stories run in worktrees of their own."""
+
+    branch: BranchName | None = None
+    setup: Annotated[list[list[str]], BeforeValidator(_commands)] = Field(default_factory=list)
+    setup_timeout: Duration = DEFAULT_SETUP_TIMEOUT
+    merge_into: BranchName | None = None
+
+    @field_validator("setup")
+    @classmethod
+    def _no_empty_command(cls, value: list[list[str]]) -> list[list[str]]:
+        if any(not command or not command[0] for command in value):
+            raise ValueError("a setup command needs at least a program name")
+        return value
+
+
 class StoryContext(Settings):
     """Runtime settings for the story graph's nodes."""
 
@@ -94,6 +145,9 @@ class StoryContext(Settings):
     # Resume: a live session of the same stage is adopted, not killed and restarted.
     adopt_live_sessions: bool = False
     log_max_bytes: int = DEFAULT_LOG_MAX_BYTES
+    # worktree: each story in a git worktree and branch of its own, merged by `integrate`.
+    isolation: Isolation = "shared"
+    git: GitSettings = Field(default_factory=GitSettings)
     _built: dict[str, Any] = PrivateAttr(default_factory=dict)
     _lock: threading.Lock = PrivateAttr(default_factory=threading.Lock)
 
@@ -130,10 +184,33 @@ class StoryContext(Settings):
             manager: TmuxAgentManager = self._built["manager"]
             return manager
 
-    def method_project(self) -> Project:
-        """The method bound to the project, built once (blocking: reads its config)."""
+    def method_project(self, root: Path | None = None) -> Project:
+        """The method bound to the project (or to its copy at `root`, a story's worktree), built
+        once per folder (blocking: reads its config)."""
+        folder = (root or self.project).resolve()
         with self._lock:
-            if "project" not in self._built:
-                self._built["project"] = get_method(self.method).open(self.project.resolve())
-            project: Project = self._built["project"]
+            key = f"project:{folder}"
+            if key not in self._built:
+                self._built[key] = get_method(self.method).open(folder)
+            project: Project = self._built[key]
             return project
+
+    def worktrees(self) -> Worktrees | None:
+        """The run's worktrees under `isolation: worktree`, built once; None when shared."""
+        if self.isolation != "worktree":
+            return None
+        from orchestrator.git import Worktrees
+
+        with self._lock:
+            if "worktrees" not in self._built:
+                install = get_method(self.method).open(self.project.resolve()).install_paths()
+                self._built["worktrees"] = Worktrees(
+                    self.project,
+                    self.state_dir or self.project / STATE_DIR_NAME,
+                    branch=self.git.branch or DEFAULT_INTEGRATION_BRANCH,
+                    install=install,
+                    setup=self.git.setup,
+                    setup_timeout=self.git.setup_timeout,
+                )
+            worktrees: Worktrees = self._built["worktrees"]
+            return worktrees

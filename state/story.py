@@ -17,9 +17,10 @@ from pydantic import BaseModel, Field
 from orchestrator.defaults import (
     DEFAULT_MAX_ATTEMPTS,
     DEFAULT_MAX_FIX_ROUNDS,
+    DEFAULT_MAX_MERGE_ROUNDS,
     DEFAULT_MAX_REVISIONS,
 )
-from orchestrator.stages import StageName, StartAt
+from orchestrator.stages import StageName, StartAt, StepName
 
 EndReason = Literal[
     "done",
@@ -54,6 +55,7 @@ class StoryPolicy(BaseModel):
     max_fix_rounds: int = DEFAULT_MAX_FIX_ROUNDS
     concerns: Literal["pass", "fail"] = "pass"
     po_conditional: Literal["approve", "reject"] = "approve"
+    max_merge_rounds: int = DEFAULT_MAX_MERGE_ROUNDS
 
     def attempts_allowed(self, stage: str) -> int:
         """How many attempts `stage` gets before the story fails."""
@@ -94,7 +96,7 @@ class RecoveryEntry(BaseModel):
     """A failed attempt and what the orchestrator did about it."""
 
     at: datetime
-    stage: StageName
+    stage: StepName
     attempt: int
     problem: EndReason
     detail: str
@@ -103,7 +105,7 @@ class RecoveryEntry(BaseModel):
     action: Literal["retry", "give up"]
 
 
-StoryResult = Literal["done", "failed"]
+StoryResult = Literal["done", "failed", "merge_conflict"]
 
 
 class StoryInput(BaseModel):
@@ -129,6 +131,13 @@ class StoryOutput(BaseModel):
     po_report: str | None = None  # the PO's last validation report, if it wrote one
     po_conditions: list[str] = Field(default_factory=list)  # of a CONDITIONAL GO
     runs: Annotated[list[AttemptRecord], operator.add] = Field(default_factory=list)
+    # Under worktree isolation: where the story worked, its branch, its commits and its merge.
+    workdir: str | None = None  # the project folder inside the story's worktree
+    branch: str | None = None
+    commits: Annotated[list[str], operator.add] = Field(default_factory=list)  # "id subject"
+    merge_commit: str | None = None
+    merge_rounds: int = 0  # Dev rounds that resolved a conflict with the integration branch
+    merge_conflicts: list[str] = Field(default_factory=list)  # of the last conflicting merge
     timings: Annotated[dict[str, float], add_up] = Field(default_factory=dict)
     recovery_log: Annotated[list[RecoveryEntry], operator.add] = Field(default_factory=list)
 
@@ -136,8 +145,8 @@ class StoryOutput(BaseModel):
 class StoryState(StoryInput, StoryOutput):
     """One story from draft to Done (or to a clear failure): input, output, and routing's own."""
 
-    # The stage that ran last and how it ended (None: the attempt failed, see recovery_log).
-    stage: StageName | None = None
+    # The step that ran last and how it ended (None: the attempt failed, see recovery_log).
+    stage: StepName | None = None
     outcome: str | None = None
     stage_started_ns: int | None = None  # the watermark of the stage's output
     failed_attempts: int = 0  # consecutive failed attempts of the current stage

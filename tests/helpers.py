@@ -208,3 +208,31 @@ async def orphan_after_server_death(
     manager.server.kill()  # the tmux server dies; the orphan ignores SIGHUP and lives on
     assert alive(orphan)
     return manager, session.name, orphan
+
+
+def git(cwd: Path, *args: str) -> str:
+    """A test's own git command (its identity set, no hooks, no signing); returns stdout."""
+    argv = ["git", "-c", "user.name=Test", "-c", "user.email=test@example.com"]
+    argv += ["-c", "commit.gpgSign=false", "-c", "core.hooksPath=/dev/null", *args]
+    done = subprocess.run(argv, cwd=cwd, capture_output=True, text=True, check=False)
+    assert done.returncode == 0, f"git {' '.join(args)}: {done.stderr}"
+    return done.stdout
+
+
+def git_repo(folder: Path, *, branch: str = "main") -> Path:
+    """Make `folder` a git repository with everything in it committed."""
+    git(folder, "init", "-q", "-b", branch)
+    git(folder, "add", "-A")
+    git(folder, "commit", "-q", "-m", "Initial commit")
+    return folder
+
+
+def tree_snapshot(folder: Path, *, skip: str = STATE_DIR_NAME) -> dict[str, bytes]:
+    """Every file under `folder` (but `.git` and `skip`) with its bytes: a working tree's state."""
+    found: dict[str, bytes] = {}
+    for path in sorted(folder.rglob("*")):
+        relative = path.relative_to(folder)
+        if relative.parts[0] in (".git", skip) or path.is_dir():
+            continue
+        found[str(relative)] = path.read_bytes()
+    return found

@@ -13,6 +13,8 @@ Claude settings file with `--settings`, runs that file's `Stop` hooks as Claude 
 
 Verdicts and failures are scriptable so every route of the story graph can be rehearsed:
 `--po-nogo [ID=]N`, `--qa-fail [ID=]N`, `--dev-blocked all|ID[,ID]`, `--qa-gate VALUE`,
+`--dev-edit [ID=]PATH[:LINE]` (code changes; a Dev in a merge round keeps both sides of each
+conflict),
 `--misbehave exit-at-start|exit-mid-stage|hang|pieces|orphan-child|ask|idle-turn` (for the first
 `--misbehave-times` runs of `--misbehave-stage` of `--misbehave-story`): `ask` asks a question and
 waits for a typed answer before working, `idle-turn` ends its first turn without output.
@@ -41,6 +43,7 @@ from collections.abc import Iterator
 from dataclasses import dataclass
 from pathlib import Path
 
+from orchestrator.agents.codework import apply_edits, parse_edit, resolve_conflicts
 from orchestrator.agents.tty import BRACKETED_PASTE_ON, InputLine, raw_terminal
 from orchestrator.defaults import STATE_DIR_NAME
 from orchestrator.files import StateDir, open_private, write_atomic, write_private
@@ -126,6 +129,13 @@ def _count_spec(value: str) -> str:
     return value
 
 
+def _edit_spec(value: str) -> object:
+    try:
+        return parse_edit(value)
+    except ValueError as exc:
+        raise argparse.ArgumentTypeError(str(exc)) from None
+
+
 def parse_args(argv: list[str] | None = None) -> argparse.Namespace:
     """The simulated agent's command line (its prompt is the optional positional)."""
     parser = argparse.ArgumentParser(
@@ -144,6 +154,14 @@ def parse_args(argv: list[str] | None = None) -> argparse.Namespace:
     parser.add_argument("--po-nogo", action="append", type=_count_spec, metavar="[ID=]N")
     parser.add_argument("--qa-fail", action="append", type=_count_spec, metavar="[ID=]N")
     parser.add_argument("--dev-blocked", metavar="all|ID[,ID]")
+    parser.add_argument(
+        "--dev-edit",
+        action="append",
+        type=_edit_spec,
+        default=[],
+        metavar="[ID=]PATH[:LINE]",
+        help="Dev changes PATH: replaces LINE, or appends a line (see codework)",
+    )
     parser.add_argument(
         "--qa-gate",
         default="PASS",
@@ -390,6 +408,10 @@ class Agent:
             elif me.stage == "dev":
                 blocked_ids = (args.dev_blocked or "").split(",")
                 blocked = "all" in blocked_ids or me.story_id in blocked_ids
+                if not blocked:
+                    for name in resolve_conflicts(me.project):
+                        say(f"● resolved the conflict in {name} (both sides kept)")
+                    apply_edits(me.project, me.story_id, args.dev_edit)
                 said = rehearsal.develop(me.story_id, prompt, blocked=blocked)
             else:
                 failing = self.run <= _per_story(args.qa_fail, me.story_id)

@@ -27,7 +27,14 @@ from orchestrator.methods import DEFAULT_METHOD, MethodName, get_method
 from orchestrator.stages import StageName
 from orchestrator.tmux.names import sanitise
 from orchestrator.units import ByteSize
-from state.context import AgentSettings, Settings, StageSettings, StoryContext
+from state.context import (
+    AgentSettings,
+    GitSettings,
+    Isolation,
+    Settings,
+    StageSettings,
+    StoryContext,
+)
 from state.story import StoryPolicy
 
 # Story ids become file names and tmux session names: letters, digits and single separators.
@@ -99,6 +106,10 @@ class EpicConfig(Settings):
     max_fix_rounds: int = Field(default=StoryPolicy().max_fix_rounds, ge=0)
     concerns: Literal["pass", "fail"] = "pass"
     po_conditional: Literal["approve", "reject"] = "approve"
+    # None: `worktree` when parallel > 1 and the project is in a git repository, else `shared`.
+    isolation: Isolation | None = None
+    git: GitSettings = Field(default_factory=GitSettings)
+    max_merge_rounds: int = Field(default=StoryPolicy().max_merge_rounds, ge=0)
     tmux: TmuxSettings = Field(default_factory=TmuxSettings)
     logs: LogSettings = Field(default_factory=LogSettings)
     state_dir: Path = Path(STATE_DIR_NAME)
@@ -148,8 +159,21 @@ class EpicConfig(Settings):
         """Each story's dependencies, in the listed order."""
         return {s.id: list(s.depends_on) for s in self.stories}
 
+    @property
+    def branch(self) -> str:
+        """The integration branch: `git.branch`, or `bmad/{epic file stem}`."""
+        from orchestrator.git.checks import default_branch
+
+        stem = self.source.stem if self.source is not None else "epic"
+        return self.git.branch or default_branch(stem)
+
     def story_context(
-        self, run_id: str, *, simulate: bool = False, adopt: bool = False
+        self,
+        run_id: str,
+        *,
+        simulate: bool = False,
+        adopt: bool = False,
+        isolation: Isolation = "shared",
     ) -> StoryContext:
         """The story graph's runtime context for a run of this epic."""
         agent, stages = self.agent, self.stages
@@ -172,6 +196,8 @@ class EpicConfig(Settings):
             stages=stages,
             adopt_live_sessions=adopt,
             log_max_bytes=self.logs.max_size,
+            isolation=isolation,
+            git=self.git.model_copy(update={"branch": self.branch}),
         )
 
     def story_policy(self) -> StoryPolicy:
@@ -186,6 +212,7 @@ class EpicConfig(Settings):
             max_fix_rounds=self.max_fix_rounds,
             concerns=self.concerns,
             po_conditional=self.po_conditional,
+            max_merge_rounds=self.max_merge_rounds,
         )
 
 

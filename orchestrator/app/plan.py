@@ -19,14 +19,24 @@ def plan(
     start_at: StartAt | None = None,
 ) -> str:
     """The plan as text: each story's start, and per stage its session, agent and prompt."""
+    from orchestrator.app.isolation import choose_isolation
+
     project = get_method(config.method).open(config.project)
     context = config.story_context("dry-run", simulate=simulate)
+    isolation, note = choose_isolation(config, parallel)
+    if isolation == "worktree":
+        where = f"isolation: worktree (each story on {config.branch}--<story>, merged into "
+        where += f"{config.branch}; worktrees in {config.state_dir / 'worktrees'})"
+    else:
+        where = "isolation: shared (every story works in the project folder)"
     lines = [
         f"epic: {config.source}",
         f"project: {config.project}",
         f"method: {config.method}",
         f"state dir: {config.state_dir}",
         f"tmux socket: {config.tmux.socket}   parallel: {parallel}",
+        where,
+        *([note] if note else []),
         *project.describe(),
         "",
     ]

@@ -12,29 +12,32 @@ import asyncio
 import contextlib
 import os
 import signal
+import sys
 from collections.abc import Iterable
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
 
+from orchestrator.app import isolation
 from orchestrator.app.config import EpicConfig
 from orchestrator.app.runlock import RunLock
 from orchestrator.app.runs import (
     RunRecord,
     RunReport,
     StoryReport,
-    StoryResult,
-    epic_changes,
     last_unfinished,
     now,
+    resumed_record,
     save_record,
     save_report,
     set_aside_broken_checkpoint,
+    story_report,
 )
 from orchestrator.app.schedule import Schedule
 from orchestrator.defaults import ExitCode
-from orchestrator.errors import CheckpointError, EpicChangedError, InputError
+from orchestrator.errors import CheckpointError, InputError
 from orchestrator.files import StateDir
+from orchestrator.git import Worktrees, check_repository
 from orchestrator.methods import Project, StartAt, StoryStanding, get_method
 from orchestrator.tmux.names import new_run_id
 from orchestrator.ui.board import Display, make_display
@@ -93,7 +96,9 @@ class EpicRunner:
         self.start_at = check_start_at(options)
         self.selected = selected_stories(config, options.only)
         self.parallel = options.parallel or config.parallel
+        self.isolation, self.isolation_note = isolation.choose_isolation(config, self.parallel)
         self.project: Project = get_method(config.method).open(config.project)
+        self.worktrees: Worktrees | None = None
         self.reports: dict[str, StoryReport] = {}
         self.removed: list[str] = []
         self.interrupted = False
@@ -105,6 +110,20 @@ class EpicRunner:
         await asyncio.to_thread(state.audit)
         with RunLock(state) as lock:
             await asyncio.to_thread(lock.acquire, run_id="(starting)", epic=str(self.config.source))
+            if self.isolation == "worktree":
+                await asyncio.to_thread(
+                    check_repository,
+                    self.config.project,
+                    new_run=not self.options.resume,
+                    epic=self.config.source,
+                )
+                install = self.project.install_paths()
+                if warning := await asyncio.to_thread(
+                    isolation.untracked_warning, self.config, install
+                ):
+                    print(warning, file=sys.stderr, flush=True)
+            elif self.isolation_note:
+                print(self.isolation_note, flush=True)
             record = await asyncio.to_thread(self._open_record)
             if record is None:
                 return ExitCode.BAD_INPUT
@@ -122,29 +141,15 @@ class EpicRunner:
             if previous is None:
                 print("nothing to resume: no unfinished run of this epic", flush=True)
                 return None
-            record = previous
-            changes = epic_changes(previous, config)
-            if changes and not self.options.accept_changes:
-                raise EpicChangedError(
-                    f"{epic} changed since run {previous.run_id} began:\n  "
-                    + "\n  ".join(changes)
-                    + "\nresume with --accept-changes to go on with the epic as it is now "
-                    "(sessions of removed stories are killed, added stories run), or restore it"
-                )
-            known = {s["id"] for s in previous.settings.get("stories", [])} or set(previous.stories)
-            added = [s for s in config.story_ids if s not in known]
-            self.removed = [s for s in previous.stories if s not in config.story_ids]
-            if not self.options.only:  # the stories that run was started with
-                self.selected = [s for s in config.story_ids if s in record.stories or s in added]
+            record, self.selected, self.removed, changes = resumed_record(
+                previous,
+                config,
+                selected=self.selected,
+                narrowed=bool(self.options.only),
+                accept_changes=self.options.accept_changes,
+            )
             if changes:
                 print("accepting changes:\n  " + "\n  ".join(changes), flush=True)
-            record = record.model_copy(
-                update={
-                    "stories": self.selected,
-                    "epic_sha256": config.sha256,
-                    "settings": settings,
-                }
-            )
             print(f"resuming run {record.run_id}", flush=True)
         else:
             if previous is not None:
@@ -180,9 +185,21 @@ class EpicRunner:
         config = self.config
         self.record = record
         self.context = config.story_context(
-            record.run_id, simulate=self.options.simulate, adopt=self.options.resume
+            record.run_id,
+            simulate=self.options.simulate,
+            adopt=self.options.resume,
+            isolation=self.isolation,
         )
         manager = await asyncio.to_thread(self.context.manager)
+        self.worktrees = await asyncio.to_thread(self.context.worktrees)
+        if self.worktrees is not None:
+            integration = await asyncio.to_thread(self.worktrees.prepare)
+            self.project = await asyncio.to_thread(self.context.method_project, integration.project)
+            print(
+                f"isolation: worktree - each story in a worktree of {integration.root.parent}, "
+                f"merged into branch {self.worktrees.branch}",
+                flush=True,
+            )
         await manager.reap_vanished()
         if self.removed:
             await self._kill_run_sessions(stories=set(self.removed))
@@ -291,9 +308,7 @@ class EpicRunner:
         snapshot = await self.graph.aget_state(thread)
         payload: dict[str, Any] | None = None  # None: continue this thread's checkpoint
         if not snapshot.values:
-            standing: StoryStanding = await asyncio.to_thread(
-                self.project.standing, story, start_at=self.start_at
-            )
+            standing = await asyncio.to_thread(self._standing, story)
             if standing.start is None:
                 return StoryReport(
                     story_id=story,
@@ -321,7 +336,18 @@ class EpicRunner:
                 if isinstance(chunk, dict) and "event" in chunk:
                     self.display.event(chunk)
         final = StoryState.model_validate((await self.graph.aget_state(thread)).values)
-        return _report(final)
+        return story_report(final)
+
+    def _standing(self, story: str) -> StoryStanding:
+        """Where a story starts: in its own worktree when an earlier run left one."""
+        return isolation.story_standing(
+            self.context.method_project,
+            self.worktrees,
+            story,
+            self.config.project,
+            start_at=self.start_at,
+            check_out=True,
+        )
 
     def _finish(self) -> int:
         reports = [
@@ -355,31 +381,17 @@ class EpicRunner:
                 interrupted=self.interrupted,
                 exit_code=code,
                 stories=reports,
+                isolation=self.isolation,
+                branch=self.worktrees.branch if self.worktrees is not None else None,
             ),
         )
         self.display.summary(reports)
+        if self.worktrees is not None:
+            for line in isolation.home_lines(
+                self.worktrees, reports, merge_into=self.config.git.merge_into, finished=finished
+            ):
+                print(line, flush=True)
         print(f"report: {path}", flush=True)
         if self.interrupted:
             print(f"interrupted: resume with --resume (run {record.run_id})", flush=True)
         return code
-
-
-def _report(state: Any) -> StoryReport:
-    result: StoryResult = "done" if state.result == "done" else "failed"
-    if state.start_at == "done":
-        result = "already done"
-    return StoryReport(
-        story_id=state.story_id,
-        result=result,
-        reason=state.failure_reason,
-        story_file=state.story_file,
-        outcomes=state.outcomes,
-        attempts=state.attempts,
-        po_revisions=state.po_revisions,
-        qa_fix_rounds=state.qa_fix_rounds,
-        po_report=state.po_report,
-        po_conditions=state.po_conditions,
-        seconds=state.timings,
-        runs=[r.model_dump(mode="json") for r in state.runs],
-        recovery_log=[e.model_dump(mode="json") for e in state.recovery_log],
-    )

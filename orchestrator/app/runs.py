@@ -16,13 +16,15 @@ from typing import TYPE_CHECKING, Any, Literal
 
 from pydantic import BaseModel, Field
 
-from orchestrator.errors import CheckpointError
+from orchestrator.errors import CheckpointError, EpicChangedError
 from orchestrator.files import StateDir, read_private, write_private
 
 if TYPE_CHECKING:
     from orchestrator.app.config import EpicConfig
 
-StoryResult = Literal["done", "already done", "failed", "skipped", "interrupted", "error"]
+StoryResult = Literal[
+    "done", "already done", "failed", "merge_conflict", "skipped", "interrupted", "error"
+]
 
 
 class RunRecord(BaseModel):
@@ -58,6 +60,13 @@ class StoryReport(BaseModel):
     seconds: dict[str, float] = Field(default_factory=dict)
     runs: list[dict[str, Any]] = Field(default_factory=list)
     recovery_log: list[dict[str, Any]] = Field(default_factory=list)
+    # Under worktree isolation: the story's branch and worktree, its commits and its merge.
+    branch: str | None = None
+    workdir: str | None = None
+    commits: list[str] = Field(default_factory=list)
+    merge_commit: str | None = None
+    merge_rounds: int = 0
+    merge_conflicts: list[str] = Field(default_factory=list)
 
 
 class RunReport(BaseModel):
@@ -70,6 +79,8 @@ class RunReport(BaseModel):
     interrupted: bool
     exit_code: int
     stories: list[StoryReport]
+    isolation: str = "shared"
+    branch: str | None = None  # the integration branch, under worktree isolation
 
 
 def save_record(state_dir: Path, record: RunRecord) -> None:
@@ -160,4 +171,70 @@ def set_aside_broken_checkpoint(path: Path) -> str | None:
     return (
         f"{problem}; it is kept as {aside}. Runs that used it cannot be resumed; "
         "a new run starts every story from its story file's Status"
+    )
+
+
+def resumed_record(
+    previous: RunRecord,
+    config: EpicConfig,
+    *,
+    selected: list[str],
+    narrowed: bool,
+    accept_changes: bool,
+) -> tuple[RunRecord, list[str], list[str], list[str]]:
+    """The unfinished run, continued with the epic as it is now.
+
+    Returns the record, the stories to run (those the run began with, plus added ones, unless
+    `--only` narrowed them), the stories removed from the epic, and the changes accepted. An
+    epic changed since the run began raises `EpicChangedError` unless `accept_changes`.
+    """
+    epic = config.source or Path("epic.yaml")
+    changes = epic_changes(previous, config)
+    if changes and not accept_changes:
+        raise EpicChangedError(
+            f"{epic} changed since run {previous.run_id} began:\n  "
+            + "\n  ".join(changes)
+            + "\nresume with --accept-changes to go on with the epic as it is now "
+            "(sessions of removed stories are killed, added stories run), or restore it"
+        )
+    known = {s["id"] for s in previous.settings.get("stories", [])} or set(previous.stories)
+    added = [s for s in config.story_ids if s not in known]
+    removed = [s for s in previous.stories if s not in config.story_ids]
+    if not narrowed:  # the stories that run was started with
+        selected = [s for s in config.story_ids if s in previous.stories or s in added]
+    record = previous.model_copy(
+        update={
+            "stories": selected,
+            "epic_sha256": config.sha256,
+            "settings": config.model_dump(mode="json"),
+        }
+    )
+    return record, selected, removed, changes
+
+
+def story_report(state: Any) -> StoryReport:
+    """A finished story graph state (`StoryState`) as its account in report.json."""
+    result: StoryResult = state.result if state.result in ("done", "merge_conflict") else "failed"
+    if state.start_at == "done":
+        result = "already done"
+    return StoryReport(
+        story_id=state.story_id,
+        result=result,
+        reason=state.failure_reason,
+        story_file=state.story_file,
+        outcomes=state.outcomes,
+        attempts=state.attempts,
+        po_revisions=state.po_revisions,
+        qa_fix_rounds=state.qa_fix_rounds,
+        po_report=state.po_report,
+        po_conditions=state.po_conditions,
+        seconds=state.timings,
+        runs=[r.model_dump(mode="json") for r in state.runs],
+        recovery_log=[e.model_dump(mode="json") for e in state.recovery_log],
+        branch=state.branch,
+        workdir=state.workdir,
+        commits=state.commits,
+        merge_commit=state.merge_commit,
+        merge_rounds=state.merge_rounds,
+        merge_conflicts=state.merge_conflicts,
     )

@@ -42,6 +42,9 @@ class StageRequest:
     fix_round: bool = False  # Dev again after a QA FAIL
     findings: Path | None = None  # the PO report an SM revision works from
     po_conditional: PoConditional = "approve"
+    # Dev resolving a merge of `merge_from` (the integration branch) that conflicts in these files
+    conflicts: tuple[str, ...] = ()
+    merge_from: str | None = None
 
 
 @dataclass(frozen=True)
@@ -192,6 +195,14 @@ class Project(Protocol):
 
     def rehearsal(self) -> Rehearsal:
         """The simulated agent's file work for this project."""
+        ...
+
+    def install_paths(self) -> list[str]:
+        """What the method's installer writes into a project (globs, relative to its root).
+
+        A story's worktree gets the ones git does not track, or its agents would not find their
+        commands.
+        """
         ...
 
 

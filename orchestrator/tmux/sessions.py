@@ -103,14 +103,16 @@ class TmuxAgentManager:
         prompt: str | None = None,
         attempt: int = 1,
         env: Mapping[str, str] | None = None,
+        cwd: Path | None = None,
         story_file: Path | None = None,
         adopt: bool = False,
         meta: Mapping[str, Any] | None = None,
     ) -> AgentSession:
         """Start `profile`'s agent for `stage`/`story_id` in a fresh session.
 
-        An existing session of the same name is killed first, unless `adopt` is set and it
-        belongs to this manager's run, in which case it is adopted as it is (resume after the
+        The agent works in `cwd` (default: the project), e.g. the story's own worktree. An
+        existing session of the same name is killed first, unless `adopt` is set and it belongs
+        to this manager's run, in which case it is adopted as it is (resume after the
         orchestrator died but tmux did not). A session of another run is never adopted: its
         output would answer a different prompt. `meta` (JSON-able) is stored on the session, so
         whoever adopts it later can read it.
@@ -127,7 +129,7 @@ class TmuxAgentManager:
             self.server,
             self.state,
             self.events,
-            project=self.project,
+            project=cwd or self.project,
             run_id=self.run_id,
             log_max_bytes=self.log_max_bytes,
             name=name,

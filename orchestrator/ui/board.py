@@ -80,6 +80,9 @@ class Board:
         row = self.rows.get(event.get("story", ""))
         if row is None:
             return
+        if event["event"] == "merge":
+            row.result = f"integrate: {event.get('outcome')}"
+            return
         cell = row.cells[event["stage"]]
         if event["event"] == "stage-start":
             cell.state, cell.attempt, cell.ok = "running", event["attempt"], None
@@ -92,6 +95,17 @@ class Board:
             cell.ok = event.get("outcome") is not None
             cell.state = event.get("outcome") or event.get("end", "?")
             row.attach = ""
+
+
+def _merge_text(event: dict[str, Any]) -> str:
+    outcome = event.get("outcome")
+    if outcome == "merged":
+        return f"{event.get('branch')} merged"
+    if outcome == "conflict":
+        return f"{event.get('branch')} conflicts in {', '.join(event.get('conflicts') or [])}"
+    if outcome == "shared":
+        return "Done"
+    return f"{outcome}: {event.get('detail', '')}"
 
 
 class PlainDisplay(Board):
@@ -127,6 +141,8 @@ class PlainDisplay(Board):
         elif event["event"] == "stage-end":
             outcome = event.get("outcome") or f"{event.get('end')}: {event.get('detail', '')}"
             self._print(f"story {story}: {stage} -> {outcome} ({event.get('seconds', 0):.1f}s)")
+        elif event["event"] == "merge":
+            self._print(f"story {story}: integrate -> {_merge_text(event)}")
 
     def close(self) -> None:
         """Stop showing."""

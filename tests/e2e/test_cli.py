@@ -31,6 +31,7 @@ from tests.helpers import (
 async def test_the_demo_epic_runs_to_done(demo: Path, socket: str) -> None:
     result = cli(write_epic(demo, socket))
     assert result.returncode == 0, result.stdout + result.stderr
+    assert "each sees the others' changes" in result.stdout  # parallel, not in git: shared
     data = report(demo)
     assert data["exit_code"] == 0 and not data["interrupted"]
     by_id = stories(data)
@@ -42,8 +43,8 @@ async def test_the_demo_epic_runs_to_done(demo: Path, socket: str) -> None:
     assert by_id["1.2"]["qa_fix_rounds"] == 1
     assert [r["outcome"] for r in by_id["1.2"]["runs"] if r["stage"] == "qa"] == ["FAIL", "PASS"]
     for story in by_id.values():
-        assert set(story["outcomes"]) == {"sm", "po", "dev", "qa"}
-        assert set(story["seconds"]) == {"sm", "po", "dev", "qa"}
+        assert set(story["outcomes"]) == {"sm", "po", "dev", "qa", "integrate"}
+        assert set(story["seconds"]) == {"sm", "po", "dev", "qa", "integrate"}
         assert all(Path(r["log_path"]).exists() for r in story["runs"])
         assert "Status\n\nDone" in Path(story["story_file"]).read_text()
     # 1.2 depends on 1.1: its SM started only after 1.1 was Done.
@@ -123,6 +124,8 @@ def test_dry_run_prints_the_plan_and_starts_nothing(demo: Path, socket: str) -> 
     assert "story 1.2 after 1.1: starts at sm" in out
     assert "session bmad-dev-1-2" in out
     assert "/BMad:agents:po *validate-story-draft docs/stories/1.1.story.md" in out
+    assert "isolation: shared (every story works in the project folder)" in out
+    assert "note: 2 stories at once share" in out  # the demo copy here is not in git
     assert not TmuxServer(socket).alive()
     assert not (demo / ".bmad-orchestrator" / "runs").exists()
 

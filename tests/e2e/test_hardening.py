@@ -238,6 +238,17 @@ async def test_cleanup_kills_what_a_dead_server_left(project: Path, socket: str)
         ({"stories": ["C#Sharp"]}, "may only hold"),
         ({"stories": ["1" * 65]}, "longer than 64"),
         ({"logs": {"max_size": "lots"}}, "logs.max_size"),
+        ({"isolation": "sandbox"}, "isolation: Input should be 'worktree' or 'shared'"),
+        (
+            {"git": {"branch": "--upload-pack=evil"}},
+            "git.branch: '--upload-pack=evil' is not a valid",
+        ),
+        ({"git": {"branch": "bmad/a..b"}}, "is not a valid git branch name"),
+        ({"git": {"branch": "bmad/x y"}}, "is not a valid git branch name"),
+        ({"git": {"merge_into": "main.lock"}}, "git.merge_into"),
+        ({"git": {"setup": [[]]}}, "a setup command needs at least a program name"),
+        ({"git": {"setup": "npm ci"}}, "git.setup"),
+        ({"max_merge_rounds": -1}, "max_merge_rounds"),
     ],
 )
 def test_input_that_would_fail_later_is_refused_by_validate(

@@ -105,3 +105,49 @@ def test_the_demo_project_passes_preflight_without_a_warning(demo: Path, socket:
     result = cli(write_epic(demo, socket, stories=["1.1"]))
     assert result.returncode == 0, result.stdout + result.stderr
     assert "warning" not in result.stderr
+
+
+@pytest.mark.parametrize("layout", ["as installed", "bmad-core ignored"])
+def test_story_worktrees_of_a_real_install_have_its_commands_and_never_commit_them(
+    installed: Path, socket: str, layout: str
+) -> None:
+    from orchestrator.git import Worktrees
+    from orchestrator.methods import get_method
+    from orchestrator.stages import STAGES
+    from tests.helpers import git, write
+
+    # As installed: .bmad-core/ and .claude/commands/ both untracked. The layout: a
+    # .gitignore listing .bmad-core/ under "# BMAD (local only)", .claude/ left untracked.
+    write(installed / "README.md", "# a project\n")
+    if layout == "bmad-core ignored":
+        write(installed / ".gitignore", "# BMAD (local only)\n.bmad-core/\n")
+    git(installed, "init", "-q", "-b", "main")
+    git(installed, "add", "README.md", *([".gitignore"] if layout != "as installed" else []))
+    git(installed, "commit", "-q", "-m", "Initial commit")
+    untracked = git(installed, "status", "--porcelain").split("\n")
+    assert "?? .claude/" in untracked
+    assert ("?? .bmad-core/" in untracked) is (layout == "as installed")
+    project = get_method("bmad-v4").open(installed)
+    trees = Worktrees(
+        installed,
+        installed / ".bmad-orchestrator",
+        branch="bmad/epic",
+        install=project.install_paths(),
+    )
+    workspace = trees.story("1.1")
+    for agent in ("sm", "po", "dev", "qa"):
+        assert (workspace.project / ".claude/commands/BMad/agents" / f"{agent}.md").is_file()
+    copied = get_method("bmad-v4").open(workspace.project)
+    assert copied.preflight(claude_stages=STAGES)[0] == []  # the agents find their commands
+    trees.cleanup()
+
+    path = epic(installed, socket, stories=["1.1", "1.2"], parallel=2)
+    git(installed, "add", "epic.yaml")
+    git(installed, "commit", "-q", "-m", "The epic")
+    result = cli(path, "--simulate", "--plain")
+    assert result.returncode == 0, result.stdout + result.stderr
+    data = report(installed)
+    assert data["isolation"] == "worktree"
+    assert {s["result"] for s in data["stories"]} == {"done"}
+    committed = git(installed, "log", "--name-only", "--format=", "main..bmad/epic").split()
+    assert committed and not [p for p in committed if p.startswith((".bmad-core", ".claude"))]

@@ -96,6 +96,7 @@ async def test_langgraph_dev_serves_and_runs_the_story_graph(
             "po": "approved",
             "dev": "implemented",
             "qa": "PASS",
+            "integrate": "shared",
         }
         assert await TmuxAgentManager(project, socket=socket).list_sessions() == []
     finally:

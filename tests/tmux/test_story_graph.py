@@ -10,7 +10,7 @@ import pytest
 from graphs.story import build_story_graph
 from orchestrator.methods.bmad_v4 import BmadPaths, find_story_file, read_po_decisions, read_status
 from orchestrator.tmux import TmuxAgentManager
-from state import StoryPolicy, StoryState
+from state import GitSettings, StoryPolicy, StoryState
 from state.context import StoryContext
 from tests.helpers import recorded_prompts, runs, story_context
 
@@ -44,13 +44,19 @@ def runs_of_1_1(project: Path) -> dict[str, int]:
 async def test_a_story_goes_from_draft_to_done(run_story, project: Path) -> None:
     final = await run_story()
     assert final.result == "done", final.failure_reason
-    assert final.outcomes == {"sm": "drafted", "po": "approved", "dev": "implemented", "qa": "PASS"}
+    assert final.outcomes == {
+        "sm": "drafted",
+        "po": "approved",
+        "dev": "implemented",
+        "qa": "PASS",
+        "integrate": "shared",
+    }
     story = find_story_file(BmadPaths.load(project).stories, "1.1")
     assert story is not None and final.story_file == str(story)
     assert read_status(story.read_text()) == "Done"
     assert [r.stage for r in final.runs] == ["sm", "po", "dev", "qa"]
     assert all(Path(r.log_path).exists() for r in final.runs)
-    assert set(final.timings) == {"sm", "po", "dev", "qa"}
+    assert set(final.timings) == {"sm", "po", "dev", "qa", "integrate"}
     assert final.recovery_log == []
     assert runs_of_1_1(project) == {"sm": 1, "po": 1, "dev": 1, "qa": 1}
 
@@ -149,3 +155,28 @@ async def test_a_stalled_agent_is_retried_then_fails(run_story, project: Path) -
     assert [e.action for e in final.recovery_log] == ["retry", "give up"]
     # The recovery log shows what was on screen when the agent stalled (the README promises it).
     assert all(any("thinking" in line for line in e.last_screen) for e in final.recovery_log)
+
+
+async def test_an_embedded_graph_runs_a_story_in_its_own_worktree(
+    project: Path, socket: str
+) -> None:
+    from tests.helpers import git, git_repo, write
+
+    write(project / ".gitignore", ".bmad-orchestrator/\n.bmad-core/\nprompts.jsonl\n")
+    write(project / "README.md", "# project\n")
+    git_repo(project)
+    context = story_context(project, socket, "--dev-edit", "src/feature.txt").model_copy(
+        update={"isolation": "worktree", "git": GitSettings(branch="team/stories")}
+    )
+    context = StoryContext.model_validate(context.model_dump())  # as JSON from Studio
+    graph = build_story_graph().compile()
+    try:
+        final = StoryState.model_validate(await graph.ainvoke({"story_id": "1.1"}, context=context))
+    finally:
+        await context.manager().kill_all()
+        context.manager().server.kill()
+    assert final.result == "done", final.failure_reason
+    assert final.outcomes["integrate"] == "merged" and final.branch == "team/stories--1.1"
+    assert git(project, "show", "team/stories:src/feature.txt") == "story 1.1 was here\n"
+    assert not (project / "src").exists()  # the project folder itself is untouched
+    assert not (project / "docs").exists()

@@ -9,6 +9,7 @@ import pytest
 from nodes.routing import (
     failure_reason,
     route_after_dev,
+    route_after_integrate,
     route_after_po,
     route_after_qa,
     route_after_sm,
@@ -73,8 +74,48 @@ def test_dev_implemented_goes_to_qa_and_blocked_fails() -> None:
 
 
 @pytest.mark.parametrize("gate", ["PASS", "WAIVED", "CONCERNS"])
-def test_qa_passing_gates_go_to_done(gate: str) -> None:
-    assert route_after_qa(state(stage="qa", outcome=gate, outcomes={"qa": gate})) == "done"
+def test_qa_passing_gates_go_on_to_integrate(gate: str) -> None:
+    assert route_after_qa(state(stage="qa", outcome=gate, outcomes={"qa": gate})) == "integrate"
+
+
+@pytest.mark.parametrize("outcome", ["merged", "shared"])
+def test_merged_or_shared_work_is_done(outcome: str) -> None:
+    assert route_after_integrate(state(stage="integrate", outcome=outcome)) == "done"
+
+
+def test_a_conflict_goes_to_dev_up_to_max_merge_rounds() -> None:
+    for limit, rounds, expected in [(1, 0, "dev"), (1, 1, "failed"), (0, 0, "failed")]:
+        s = state(
+            stage="integrate",
+            outcome="conflict",
+            outcomes={"integrate": "conflict"},
+            merge_rounds=rounds,
+            policy=StoryPolicy(max_merge_rounds=limit),
+        )
+        assert route_after_integrate(s) == expected
+
+
+def test_a_git_failure_in_integrate_is_retried_then_fails() -> None:
+    policy = StoryPolicy(max_attempts={"integrate": 2})
+    once = state(stage="integrate", outcome=None, failed_attempts=1, policy=policy)
+    assert route_after_integrate(once) == "integrate"
+    twice = state(stage="integrate", outcome=None, failed_attempts=2, policy=policy)
+    assert route_after_integrate(twice) == "failed"
+
+
+def test_a_merge_conflict_failure_says_how_to_finish_by_hand() -> None:
+    s = state(
+        stage="integrate",
+        outcome="conflict",
+        branch="bmad/epic--1.1",
+        workdir="/state/worktrees/1.1",
+        merge_conflicts=["src/app.txt"],
+        policy=StoryPolicy(max_merge_rounds=0),
+    )
+    reason = failure_reason(s)
+    assert "src/app.txt" in reason and "max_merge_rounds is 0" in reason
+    assert "in /state/worktrees/1.1 run `git merge bmad/epic`" in reason
+    assert "`git merge --no-ff bmad/epic--1.1` on bmad/epic" in reason
 
 
 def test_concerns_can_count_as_fail() -> None:

@@ -36,6 +36,28 @@ from orchestrator.methods.bmad_v4.po import (
 from orchestrator.methods.bmad_v4.status import WorkflowState, read_story_status
 from orchestrator.methods.bmad_v4.text import digest, read_text
 
+# What `npx bmad-method@4 install` writes for the CLIs it supports (ide-setup.js, v4.44.3): the
+# core, expansion packs, and each CLI's agent commands. Globs relative to the project root.
+INSTALL_PATHS = (
+    ".bmad-*",
+    ".claude",
+    ".gemini",
+    ".qwen",
+    ".iflow",
+    ".crush",
+    ".augment",
+    ".cursor",
+    ".windsurf",
+    ".trae",
+    ".clinerules",
+    ".roomodes",
+    ".kilocodemodes",
+    ".github/chatmodes",
+    "AGENTS.md",
+    "opencode.json",
+    "opencode.jsonc",
+)
+
 
 @dataclass(frozen=True)
 class StageBaseline:
@@ -78,6 +100,7 @@ def prompt_fields(request: StageRequest, paths: BmadPaths) -> dict[str, str]:
         "stories_dir": paths.relative(paths.stories),
         "gates_dir": paths.relative(paths.gates),
         "stage": request.stage,
+        "conflicts": ", ".join(request.conflicts),
     }
 
 
@@ -89,6 +112,7 @@ SAMPLE_FIELDS = {
     "stories_dir": "docs/stories",
     "gates_dir": "docs/qa/gates",
     "stage": "sm",
+    "conflicts": "src/app.py",
 }
 
 
@@ -146,6 +170,15 @@ def default_prompt(request: StageRequest, paths: BmadPaths) -> str:
             if request.fix_round
             else "Implement every task of the story. "
         )
+        if request.merge_from is not None:
+            files = ", ".join(request.conflicts) or "no file (the merge went through)"
+            task = (
+                f"This story is implemented and passed QA, but it conflicts with the stories "
+                f"merged before it: their branch {request.merge_from} has been merged into this "
+                f"story's branch and git reports conflicts in: {files}. Resolve every conflict so "
+                "that both this story's work and theirs are kept, run this project's own lint "
+                "and tests, and stage the resolved files with `git add` (do not commit). "
+            )
         task += (
             "When finished set the story's Status to 'Ready for Review'; if you cannot "
             "continue, set it to 'Blocked' and explain why in the Dev Agent Record."
@@ -166,12 +199,17 @@ def nudge_prompt(request: StageRequest, paths: BmadPaths) -> str:
     """What to type when the agent stopped (or asked) before writing the stage's output."""
     f = prompt_fields(request, paths)
     report = paths.relative(po_report_path(paths, request.story_id))
+    resolved = (
+        f"the merge conflicts in {f['conflicts']} resolved (git add), and "
+        if request.conflicts
+        else ""
+    )
     output = {
         "sm": f"story {f['story_id']} to {f['story_file']} with its Status",
         "po": f"the report {report} ending with 'Decision: GO' or 'Decision: NO-GO'",
         "dev": (
-            f"the Status 'Ready for Review' in {f['story_file']} (or 'Blocked' with the reason "
-            "in the Dev Agent Record)"
+            f"{resolved}the Status 'Ready for Review' in {f['story_file']} (or 'Blocked' with "
+            "the reason in the Dev Agent Record)"
         ),
         "qa": (
             f"the gate file {f['gates_dir']}/{f['story_id']}-<slug>.yml and the QA Results "

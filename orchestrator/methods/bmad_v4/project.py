@@ -91,10 +91,10 @@ class BmadV4Project:
         )
 
     def before_stage(self, request: StageRequest) -> None:
-        """InProgress before a fix round, so last round's Status cannot count."""
+        """InProgress before a fix or merge round, so the last round's Status cannot count."""
         # BMad: a FAIL gate returns the story to InProgress. The orchestrator owns that move, so
         # a stale "Ready for Review" from the last round cannot complete this one.
-        if request.fix_round and request.story_file is not None:
+        if (request.fix_round or request.conflicts) and request.story_file is not None:
             set_status(request.story_file, Status.IN_PROGRESS.value)
 
     def after_stage(self, request: StageRequest, output: StageOutput) -> None:
@@ -126,3 +126,7 @@ class BmadV4Project:
     def rehearsal(self) -> Rehearsal:
         """The simulated agent's v4 file work."""
         return BmadV4Rehearsal(self.paths)
+
+    def install_paths(self) -> list[str]:
+        """`.bmad-core/`, expansion packs, and the agent commands v4 installs for each CLI."""
+        return list(conventions.INSTALL_PATHS)
