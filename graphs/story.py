@@ -22,6 +22,7 @@ from nodes import (
     failed_node,
     integrate_node,
     make_stage_node,
+    over_budget_node,
     route_after_dev,
     route_after_integrate,
     route_after_po,
@@ -54,8 +55,9 @@ STATE_TYPES = [
         "AttemptRecord",
         "NudgeRecord",
         "RecoveryEntry",
+        "Budget",
     )
-]
+] + [("orchestrator.agents.usage", "Usage")]
 
 
 def checkpoint_serializer() -> JsonPlusSerializer:
@@ -123,9 +125,11 @@ def build_story_graph() -> StateGraph[StoryState, StoryContext, StoryInput, Stor
     builder.add_conditional_edges("integrate", route_after_integrate)
     builder.add_node("done", done_node)
     builder.add_node("failed", failed_node)
+    builder.add_node("over_budget", over_budget_node)
     builder.add_conditional_edges(START, route_start)
     builder.set_finish_point("done")
     builder.set_finish_point("failed")
+    builder.set_finish_point("over_budget")
     return builder
 
 

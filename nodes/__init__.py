@@ -11,7 +11,7 @@ from nodes.routing import (
     route_start,
 )
 from nodes.stage import make_stage_node, run_stage
-from nodes.terminal import done_node, failed_node
+from nodes.terminal import done_node, failed_node, over_budget_node
 
 __all__ = [
     "done_node",
@@ -19,6 +19,7 @@ __all__ = [
     "failure_reason",
     "integrate_node",
     "make_stage_node",
+    "over_budget_node",
     "route_after_dev",
     "route_after_integrate",
     "route_after_po",

@@ -29,15 +29,28 @@ def route_start(state: StoryState) -> StartAt:
     return state.start_at
 
 
-def route_after_sm(state: StoryState) -> Literal["sm", "po", "failed"]:
+def budget_exceeded(state: StoryState) -> str | None:
+    """Why the story must stop for money (its own budget, or the run's), or None."""
+    if state.budget_stop:
+        return state.budget_stop
+    budget = state.policy.budget
+    reason = budget.exceeded_by(state.usage) if budget is not None else None
+    return f"story budget reached: {reason}" if reason else None
+
+
+def route_after_sm(state: StoryState) -> Literal["sm", "po", "failed", "over_budget"]:
     """The draft goes to the PO; a failed attempt is retried or fails the story."""
+    if budget_exceeded(state):
+        return "over_budget"
     if state.outcome is None:
         return "sm" if _retry(state) else "failed"
     return "po"
 
 
-def route_after_po(state: StoryState) -> Literal["po", "sm", "dev", "failed"]:
+def route_after_po(state: StoryState) -> Literal["po", "sm", "dev", "failed", "over_budget"]:
     """GO goes to Dev, NO-GO back to SM for a revision (within bounds)."""
+    if budget_exceeded(state):
+        return "over_budget"
     if state.outcome is None:
         return "po" if _retry(state) else "failed"
     if state.outcome == "approved":
@@ -45,19 +58,25 @@ def route_after_po(state: StoryState) -> Literal["po", "sm", "dev", "failed"]:
     return "sm" if state.po_revisions < state.policy.max_revisions else "failed"
 
 
-def route_after_dev(state: StoryState) -> Literal["dev", "qa", "failed"]:
+def route_after_dev(state: StoryState) -> Literal["dev", "qa", "failed", "over_budget"]:
     """Implemented goes to QA; Blocked fails the story."""
+    if budget_exceeded(state):
+        return "over_budget"
     if state.outcome is None:
         return "dev" if _retry(state) else "failed"
     return "qa" if state.outcome == "implemented" else "failed"
 
 
-def route_after_qa(state: StoryState) -> Literal["qa", "dev", "integrate", "failed"]:
-    """A passing gate goes on to integrate; a failing one back to Dev for a fix round."""
+def route_after_qa(
+    state: StoryState,
+) -> Literal["qa", "dev", "integrate", "failed", "over_budget"]:
+    """A passing gate goes on to integrate (which costs nothing); a failing one back to Dev."""
+    if state.outcome is not None and not qa_failed(state) and not state.budget_stop:
+        return "integrate"
+    if budget_exceeded(state):
+        return "over_budget"
     if state.outcome is None:
         return "qa" if _retry(state) else "failed"
-    if not qa_failed(state):
-        return "integrate"
     return "dev" if state.qa_fix_rounds < state.policy.max_fix_rounds else "failed"
 
 
@@ -66,13 +85,17 @@ def resolving_merge(state: StoryState) -> bool:
     return state.outcomes.get("integrate") == "conflict"
 
 
-def route_after_integrate(state: StoryState) -> Literal["integrate", "dev", "done", "failed"]:
+def route_after_integrate(
+    state: StoryState,
+) -> Literal["integrate", "dev", "done", "failed", "over_budget"]:
     """Merged is Done; a conflict goes to a Dev round that resolves it (within bounds)."""
     if state.outcome is None:
         return "integrate" if _retry(state) else "failed"
     if state.outcome != "conflict":
         return "done"
-    return "dev" if state.merge_rounds < state.policy.max_merge_rounds else "failed"
+    if state.merge_rounds >= state.policy.max_merge_rounds:
+        return "failed"
+    return "over_budget" if budget_exceeded(state) else "dev"
 
 
 def failure_reason(state: StoryState) -> str:

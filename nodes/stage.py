@@ -20,6 +20,7 @@ from typing import Any
 
 from langgraph.runtime import Runtime
 
+from nodes.accounting import live_reader, read_usage, run_budget_stop
 from nodes.routing import qa_failed, resolving_merge
 from orchestrator.errors import OrchestratorError
 from orchestrator.git import (
@@ -65,6 +66,9 @@ async def run_stage(
     runtime: Runtime[StoryContext] | None = None,
 ) -> dict[str, Any]:
     """One attempt of `stage` for the story in `state`; returns the partial state update."""
+    if stop := await asyncio.to_thread(run_budget_stop, context):
+        # No attempt: the stage is left to run again once the budget is raised.
+        return {"stage": stage, "outcome": None, "budget_stop": stop}
     manager: TmuxAgentManager = await asyncio.to_thread(context.manager)
     worktrees = await asyncio.to_thread(context.worktrees)
     resolving = stage == "dev" and resolving_merge(state)
@@ -96,7 +100,11 @@ async def run_stage(
         po_conditional=state.policy.po_conditional,
         conflicts=tuple(conflicts),
         merge_from=worktrees.branch if resolving and worktrees is not None else None,
+        activation=profile.activation,
     )
+    agent_name = await asyncio.to_thread(project.agent_name, stage) if profile.agent_flag else ""
+    cwd = root or context.project
+    ledger = context.ledger()
     adopting = context.adopt_live_sessions and await manager.adoptable(stage, state.story_id)
     if not adopting:  # an adopted agent may have moved the Status already
         await asyncio.to_thread(project.before_stage, request)
@@ -156,7 +164,9 @@ async def run_stage(
             story_file=story_file,
             adopt=context.adopt_live_sessions,
             meta={"since_ns": since, "baseline": dict(baseline)},
+            agent=agent_name,
         )
+        ledger.track(session.name, live_reader(profile, session, cwd, context))
         if session.adopted:
             attempt = session.attempt or attempt
             since = int(session.meta.get("since_ns", since))
@@ -198,6 +208,11 @@ async def run_stage(
             ready_task.cancel()
         if session is not None:
             await asyncio.shield(manager.kill(session.name))
+            ledger.untrack(session.name)
+    usage = None
+    if session is not None:
+        usage = await asyncio.to_thread(read_usage, profile, session, cwd, context)
+        ledger.add(usage)
     if result.done and result.value is not None and result.value.invalid:
         # The output is there but unusable (a verdict that is none of the four).
         result = dataclasses.replace(
@@ -217,6 +232,8 @@ async def run_stage(
         adopted=bool(session and session.adopted),
         turn=result.turn,
         nudges=nudges,
+        agent=profile.name,
+        usage=usage,
     )
     emit(
         runtime,
@@ -228,6 +245,7 @@ async def run_stage(
         outcome=record.outcome,
         detail=result.detail,
         seconds=record.seconds,
+        usage=usage.model_dump() if usage is not None else None,
     )
     if record.outcome is None:
         update = _failed_attempt(state, record, since, result)

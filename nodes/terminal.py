@@ -4,7 +4,7 @@ from __future__ import annotations
 
 from typing import Any
 
-from nodes.routing import failure_reason
+from nodes.routing import budget_exceeded, failure_reason
 from state import StoryState
 
 
@@ -19,4 +19,14 @@ async def failed_node(state: StoryState) -> dict[str, Any]:
     return {
         "result": "merge_conflict" if merge_conflict else "failed",
         "failure_reason": failure_reason(state),
+    }
+
+
+async def over_budget_node(state: StoryState) -> dict[str, Any]:
+    """The story's (or the run's) budget is spent: stop, resumable once it is raised."""
+    reason = budget_exceeded(state) or "budget reached"
+    return {
+        "result": "over_budget",
+        "failure_reason": f"{reason}; raise the budget in epic.yaml, then run with --resume "
+        "--accept-changes to go on",
     }

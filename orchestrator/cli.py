@@ -39,8 +39,6 @@ def _run(args: argparse.Namespace) -> int:
     from orchestrator.app.runner import (
         EpicRunner,
         RunOptions,
-        check_start_at,
-        selected_stories,
     )
 
     config = _load(args.epic)
@@ -56,9 +54,9 @@ def _run(args: argparse.Namespace) -> int:
     if args.parallel is not None and args.parallel < 1:
         return _error("--parallel must be at least 1")
     if args.dry_run:
-        selected = selected_stories(config, options.only)
+        selected = config.selected(options.only)
         parallel = options.parallel or config.parallel
-        start_at = check_start_at(options)
+        start_at = options.checked_start_at()
         print(
             plan(config, selected, parallel=parallel, simulate=options.simulate, start_at=start_at)
         )

@@ -244,6 +244,33 @@ def write_atomic(path: Path, data: str | bytes, *, mode: int | None = None) -> N
         raise
 
 
+def write_in_tree(root: Path, path: Path, data: str) -> list[Path]:
+    """Create `path` (inside `root`, e.g. a project) without following any link on the way.
+
+    For the few files an agent CLI only reads from its working directory: every folder between
+    `root` and the file must be a real folder (made when missing), and the file must be new.
+    Returns the folders it made, so they can go again with the file.
+    """
+    try:
+        relative = Path(os.path.abspath(path)).relative_to(os.path.abspath(root))
+    except ValueError:
+        raise StateDirError(f"{path} is outside {root}") from None
+    current = Path(os.path.abspath(root))
+    made: list[Path] = []
+    for part in relative.parts[:-1]:
+        current = current / part
+        if os.path.islink(current):
+            raise StateDirError(f"{current} is a symbolic link: refusing to write through it")
+        if not current.exists():
+            os.mkdir(current)
+            made.append(current)
+    target = current / relative.name
+    fd = os.open(target, os.O_WRONLY | os.O_CREAT | os.O_EXCL | _NOFOLLOW, 0o644)
+    with os.fdopen(fd, "w") as handle:
+        handle.write(data)
+    return made
+
+
 def _umask() -> int:
     # /proc tells without changing it; os.umask() would, for a moment, for every thread.
     with contextlib.suppress(OSError, ValueError):

@@ -15,7 +15,10 @@ from typing import TYPE_CHECKING, Annotated, Any, Literal
 
 from pydantic import BaseModel, BeforeValidator, ConfigDict, Field, PrivateAttr, field_validator
 
+from orchestrator.agents.clis.base import Activation
+from orchestrator.agents.prices import ModelPrice, price_table
 from orchestrator.agents.profiles import AgentProfile, ProfileName, PromptVia, make_profile
+from orchestrator.agents.usage import RunLedger
 from orchestrator.defaults import (
     DEFAULT_LOG_MAX_BYTES,
     DEFAULT_NUDGES,
@@ -30,6 +33,7 @@ from orchestrator.defaults import (
 from orchestrator.methods import DEFAULT_METHOD, MethodName, Project, get_method
 from orchestrator.stages import StageName
 from orchestrator.units import Duration, QuietTime
+from state.story import Budget
 
 if TYPE_CHECKING:
     from orchestrator.git import Worktrees
@@ -55,6 +59,8 @@ class AgentSettings(Settings):
     prompt_via: PromptVia = "argv"
     settle: QuietTime = DEFAULT_SETTLE
     nudges: int = Field(default=DEFAULT_NUDGES, ge=0)
+    # How the CLI calls up a BMad agent; None: the profile's own way (slash for claude, ...).
+    activation: Activation | None = None
 
     def build(self) -> AgentProfile:
         """The runtime profile of this agent."""
@@ -64,6 +70,7 @@ class AgentSettings(Settings):
             flags=self.flags,
             ready_timeout=self.ready_timeout,
             prompt_via=self.prompt_via,
+            activation=self.activation,
         )
 
     def simulated(self) -> AgentSettings:
@@ -148,6 +155,9 @@ class StoryContext(Settings):
     # worktree: each story in a git worktree and branch of its own, merged by `integrate`.
     isolation: Isolation = "shared"
     git: GitSettings = Field(default_factory=GitSettings)
+    # USD per million tokens by model id, over the shipped table (`orchestrator.agents.prices`).
+    pricing: dict[str, ModelPrice] = Field(default_factory=dict)
+    run_budget: Budget | None = None  # past it, no new stage starts in this run
     _built: dict[str, Any] = PrivateAttr(default_factory=dict)
     _lock: threading.Lock = PrivateAttr(default_factory=threading.Lock)
 
@@ -194,6 +204,18 @@ class StoryContext(Settings):
                 self._built[key] = get_method(self.method).open(folder)
             project: Project = self._built[key]
             return project
+
+    def prices(self) -> dict[str, ModelPrice]:
+        """The price table: the shipped one with this context's prices over it."""
+        return price_table(self.pricing)
+
+    def ledger(self) -> RunLedger:
+        """The run's usage so far, shared by every story of the run (built once)."""
+        with self._lock:
+            if "ledger" not in self._built:
+                self._built["ledger"] = RunLedger()
+            ledger: RunLedger = self._built["ledger"]
+            return ledger
 
     def worktrees(self) -> Worktrees | None:
         """The run's worktrees under `isolation: worktree`, built once; None when shared."""

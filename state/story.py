@@ -12,8 +12,9 @@ import operator
 from datetime import datetime
 from typing import Annotated, Literal
 
-from pydantic import BaseModel, Field
+from pydantic import BaseModel, ConfigDict, Field
 
+from orchestrator.agents.usage import Usage, UsageTotal
 from orchestrator.defaults import (
     DEFAULT_MAX_ATTEMPTS,
     DEFAULT_MAX_FIX_ROUNDS,
@@ -47,6 +48,23 @@ def add_up(left: dict | None, right: dict | None) -> dict:
     return total
 
 
+class Budget(BaseModel):
+    """A spending limit: tokens (every kind counted), dollars, or both."""
+
+    model_config = ConfigDict(extra="forbid", frozen=True)
+
+    tokens: int | None = Field(default=None, gt=0)
+    usd: float | None = Field(default=None, gt=0)
+
+    def exceeded_by(self, total: UsageTotal) -> str | None:
+        """Why `total` is over this budget, or None while it is within it."""
+        if self.tokens is not None and total.tokens >= self.tokens:
+            return f"{total.tokens} tokens used of a budget of {self.tokens}"
+        if self.usd is not None and total.usd >= self.usd:
+            return f"${total.usd:.2f} spent of a budget of ${self.usd:.2f}"
+        return None
+
+
 class StoryPolicy(BaseModel):
     """The bounds routing obeys. Part of the state so routing stays a pure function of it."""
 
@@ -56,6 +74,7 @@ class StoryPolicy(BaseModel):
     concerns: Literal["pass", "fail"] = "pass"
     po_conditional: Literal["approve", "reject"] = "approve"
     max_merge_rounds: int = DEFAULT_MAX_MERGE_ROUNDS
+    budget: Budget | None = None  # the story's; past it the story stops after its stage
 
     def attempts_allowed(self, stage: str) -> int:
         """How many attempts `stage` gets before the story fails."""
@@ -90,6 +109,8 @@ class AttemptRecord(BaseModel):
     adopted: bool = False
     turn: Literal["signal", "exit", "quiet", "immediate"] | None = None
     nudges: list[NudgeRecord] = Field(default_factory=list)
+    agent: str = ""  # the profile that ran it (claude, codex, ...)
+    usage: Usage | None = None  # None: the CLI's usage record could not be read
 
 
 class RecoveryEntry(BaseModel):
@@ -105,7 +126,7 @@ class RecoveryEntry(BaseModel):
     action: Literal["retry", "give up"]
 
 
-StoryResult = Literal["done", "failed", "merge_conflict"]
+StoryResult = Literal["done", "failed", "merge_conflict", "over_budget"]
 
 
 class StoryInput(BaseModel):
@@ -138,6 +159,14 @@ class StoryOutput(BaseModel):
     merge_commit: str | None = None
     merge_rounds: int = 0  # Dev rounds that resolved a conflict with the integration branch
     merge_conflicts: list[str] = Field(default_factory=list)  # of the last conflicting merge
+    # Why the story stopped for money: set by a stage that found the run's budget spent.
+    budget_stop: str | None = None
+
+    @property
+    def usage(self) -> UsageTotal:
+        """What every attempt of the story used so far."""
+        return UsageTotal.of(run.usage for run in self.runs)
+
     timings: Annotated[dict[str, float], add_up] = Field(default_factory=dict)
     recovery_log: Annotated[list[RecoveryEntry], operator.add] = Field(default_factory=list)
 

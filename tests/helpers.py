@@ -123,14 +123,17 @@ def write_epic(folder: Path, socket: str, **overrides: Any) -> Path:
     return path
 
 
-def cli(*args: str | Path, timeout: float = 120) -> subprocess.CompletedProcess[str]:
-    """`python -m orchestrator ARGS`, run to its end."""
+def cli(
+    *args: str | Path, timeout: float = 120, env: dict[str, str] | None = None
+) -> subprocess.CompletedProcess[str]:
+    """`python -m orchestrator ARGS`, run to its end (`env`: added to this environment)."""
     return subprocess.run(
         [sys.executable, "-m", "orchestrator", *map(str, args)],
         cwd=REPO,
         capture_output=True,
         text=True,
         timeout=timeout,
+        env={**os.environ, **env} if env else None,
     )
 
 

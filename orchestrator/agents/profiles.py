@@ -8,36 +8,28 @@ data here, not code, because agent UIs change between versions.
 
 from __future__ import annotations
 
-import json
 import re
 import shlex
 import sys
 from collections.abc import Sequence
 from dataclasses import dataclass, field, replace
-from pathlib import Path
 from typing import Literal
 
+from orchestrator.agents.clis import CLIS
+from orchestrator.agents.clis.base import Activation, CliSupport, Dialog, Launch, NoSupport
 from orchestrator.errors import InputError
 
-ProfileName = Literal["claude", "generic", "simulated"]
-PROFILE_NAMES: tuple[ProfileName, ...] = ("claude", "generic", "simulated")
+ProfileName = Literal["claude", "codex", "gemini", "copilot", "opencode", "generic", "simulated"]
+PROFILE_NAMES: tuple[ProfileName, ...] = (
+    "claude",
+    "codex",
+    "gemini",
+    "copilot",
+    "opencode",
+    "generic",
+    "simulated",
+)
 PromptVia = Literal["argv", "file"]
-# How the CLI learns to signal turn ends and questions: nothing (the agent writes the files
-# itself, or signals nothing) or a Claude Code settings file passed with `--settings`.
-HookStyle = Literal["none", "claude-settings"]
-
-# Hook commands are constant text: the paths arrive through the session's environment.
-TURN_END_HOOK = '[ -n "$BMAD_TURN_END_FILE" ] && cat > "$BMAD_TURN_END_FILE" || cat > /dev/null'
-ATTENTION_HOOK = '[ -n "$BMAD_ATTENTION_FILE" ] && cat > "$BMAD_ATTENTION_FILE" || cat > /dev/null'
-
-
-@dataclass(frozen=True)
-class Dialog:
-    """A first-run screen and the keys that accept it."""
-
-    name: str
-    pattern: re.Pattern[str]
-    keys: tuple[str, ...]
 
 
 @dataclass(frozen=True)
@@ -56,24 +48,27 @@ class AgentProfile:
     max_argv_prompt: int = 8000
     prompt_via: PromptVia = "argv"
     env: dict[str, str] = field(default_factory=dict)
-    hooks: HookStyle = "none"
+    # The CLI's hooks (turn ends, questions) and usage records.
+    support: CliSupport = field(default_factory=NoSupport)
+    # The option that precedes the prompt (`-i` for Gemini); empty: the prompt is positional.
+    prompt_flag: tuple[str, ...] = ()
+    activation: Activation = "slash"
+    agent_flag: tuple[str, ...] = ()  # the option naming the agent (`--agent` for opencode)
     # Keys that close a question or permission dialog before a nudge is typed.
     dismiss_keys: tuple[str, ...] = ()
 
-    def argv(self, prompt: str | None, *, settings: Path | None = None) -> list[str]:
-        """The agent's argv; the prompt is the last element when delivered that way."""
+    def argv(
+        self, prompt: str | None, *, launch: Launch | None = None, agent: str = ""
+    ) -> list[str]:
+        """The agent's argv: command, the CLI's launch arguments, agent, then the prompt."""
         args = list(self.command)
-        if settings is not None and self.hooks == "claude-settings":
-            args += ["--settings", str(settings)]
+        if launch is not None:
+            args += launch.args
+        if self.agent_flag and agent:
+            args += [*self.agent_flag, agent]
         if prompt is not None and self.prompt_via_argv:
-            args.append(prompt)
+            args += [*self.prompt_flag, prompt]
         return args
-
-    def settings(self) -> str | None:
-        """The per-invocation settings file's content, for CLIs that take one."""
-        if self.hooks != "claude-settings":
-            return None
-        return json.dumps(claude_hook_settings(), indent=1)
 
     def first_dialog(self, screen: Sequence[str]) -> Dialog | None:
         """The first known first-run dialog visible on `screen`, if any."""
@@ -87,48 +82,6 @@ class AgentProfile:
         if self.first_dialog(screen) is not None:
             return False
         return any(self.ready_pattern.search(line) for line in screen)
-
-
-CLAUDE_DIALOGS = (
-    Dialog(
-        "workspace-trust",
-        re.compile(
-            r"Do you trust the files in this folder|Yes, I trust this folder"
-            r"|Is this a project you created or one you trust"
-        ),
-        ("Enter",),
-    ),
-    # Its default choice is "No, exit", hence Down first.
-    Dialog("bypass-permissions", re.compile(r"Bypass Permissions mode"), ("Down", "Enter")),
-    Dialog("new-mcp-server", re.compile(r"new MCP server", re.IGNORECASE), ("Enter",)),
-)
-CLAUDE_READY = re.compile(r"^\s*[│|]?\s*[>❯]\s")
-# Claude Code scrubs none of these itself; inherited, they make a nested session save no
-# transcript (CLAUDE_CODE_CHILD_SESSION) or refuse to start (CLAUDECODE, older versions).
-CLAUDE_NESTING_VARIABLES = ("CLAUDECODE", "CLAUDE_CODE_ENTRYPOINT", "CLAUDE_CODE_CHILD_SESSION")
-
-
-def claude_hook_settings() -> dict[str, object]:
-    """Hooks for `claude --settings FILE`: turn ends and requests for a person, as files.
-
-    `Stop` runs when the main agent finished responding (`StopFailure` on an API error);
-    `PermissionRequest` and `PreToolUse` for `AskUserQuestion` fire the moment Claude needs a
-    person (even bypass mode does not auto-approve AskUserQuestion); `Notification` of type
-    `permission_prompt` is the slower (~6 s) fallback. Hooks merge with the user's own.
-    """
-
-    def command(line: str) -> list[dict[str, object]]:
-        return [{"type": "command", "command": line, "timeout": 10}]
-
-    return {
-        "hooks": {
-            "Stop": [{"hooks": command(TURN_END_HOOK)}],
-            "StopFailure": [{"hooks": command(TURN_END_HOOK)}],
-            "PreToolUse": [{"matcher": "AskUserQuestion", "hooks": command(ATTENTION_HOOK)}],
-            "PermissionRequest": [{"hooks": command(ATTENTION_HOOK)}],
-            "Notification": [{"matcher": "permission_prompt", "hooks": command(ATTENTION_HOOK)}],
-        }
-    }
 
 
 SIMULATED_READY = re.compile(r"^sim> ")
@@ -154,17 +107,21 @@ def make_profile(
     flags: Sequence[str] = (),
     ready_timeout: float | None = None,
     prompt_via: PromptVia = "argv",
+    activation: Activation | None = None,
 ) -> AgentProfile:
-    """Build a profile by name; `command` defaults to `claude` or the simulated agent."""
-    if name == "claude":
-        base = split_command(command or "claude")
+    """Build a profile by name; `command` defaults to the CLI's binary or the simulated agent."""
+    if name in CLIS:
+        spec = CLIS[name]
         profile = AgentProfile(
-            "claude",
-            (*base, *flags),
-            ready_pattern=CLAUDE_READY,
-            dialogs=CLAUDE_DIALOGS,
-            hooks="claude-settings",
-            dismiss_keys=("Escape",),
+            name,
+            (*split_command(command or spec.binary), *flags),
+            ready_pattern=spec.ready,
+            dialogs=spec.dialogs,
+            support=spec.support,
+            prompt_flag=spec.prompt_flag,
+            activation=spec.activation,
+            agent_flag=spec.agent_flag,
+            dismiss_keys=spec.dismiss_keys,
         )
     elif name == "simulated":
         base = split_command(command) if command else simulated_command()
@@ -177,4 +134,6 @@ def make_profile(
         raise InputError(f"unknown agent profile {name!r}; expected one of {PROFILE_NAMES}")
     if ready_timeout is not None:
         profile = replace(profile, ready_timeout=ready_timeout)
+    if activation is not None:
+        profile = replace(profile, activation=activation)
     return replace(profile, prompt_via=prompt_via)

@@ -44,6 +44,7 @@ from dataclasses import dataclass
 from pathlib import Path
 
 from orchestrator.agents.codework import apply_edits, parse_edit, resolve_conflicts
+from orchestrator.agents.lookalike import INPUT_LINES, Lookalike, add_arguments
 from orchestrator.agents.tty import BRACKETED_PASTE_ON, InputLine, raw_terminal
 from orchestrator.defaults import STATE_DIR_NAME
 from orchestrator.files import StateDir, open_private, write_atomic, write_private
@@ -147,7 +148,7 @@ def parse_args(argv: list[str] | None = None) -> argparse.Namespace:
     parser.add_argument(
         "--trust-dialog", action="store_true", help="ask Claude's workspace-trust question first"
     )
-    parser.add_argument("--input-prompt", default=PROMPT, help="the input line's prompt text")
+    parser.add_argument("--input-prompt", help="the input line's prompt text (default: sim> )")
     parser.add_argument("--slow-start", type=float, default=0.0, metavar="S")
     parser.add_argument("--work-seconds", type=float, default=0.0, metavar="S")
     parser.add_argument("--swallow-enters", type=int, default=0, metavar="N")
@@ -193,7 +194,13 @@ def parse_args(argv: list[str] | None = None) -> argparse.Namespace:
         metavar="S",
         help="seconds between the writes of --revise-in-steps and --gate-first",
     )
-    return parser.parse_args(argv)
+    add_arguments(parser)
+    args = parser.parse_args(argv)
+    if args.input_prompt is None:
+        args.input_prompt = INPUT_LINES.get(args.like or "", PROMPT)
+    if args.prompt is None and args.prompt_option is not None:
+        args.prompt = args.prompt_option  # `-i` (gemini, copilot) or `--prompt` (opencode)
+    return args
 
 
 @dataclass
@@ -238,6 +245,7 @@ class Agent:
         self.run = 0
         self.task: str | None = None  # the first message: what this stage is to do
         self.done = False
+        self.lookalike = Lookalike(args.like, args) if args.like else None
 
     def misbehaving(self, mode: str) -> bool:
         """Whether the scripted misbehaviour `mode` applies to this run."""
@@ -268,10 +276,17 @@ class Agent:
             time.sleep(self.args.slow_start)  # simulates a slow TUI start-up, not a sync point
         if self.args.trust_dialog:
             self.trust_dialog()
+        if self.lookalike is not None and (idle := self.lookalike.idle_text()):
+            say(idle)
 
     def trust_dialog(self) -> None:
-        """Claude Code's first-run question: nothing happens until Enter accepts it."""
-        say(TRUST_DIALOG)
+        """The CLI's first-run trust question: nothing happens until Enter accepts it."""
+        screen = TRUST_DIALOG
+        if self.lookalike is not None and self.lookalike.like != "claude":
+            screen = self.lookalike.trust_screen() or ""
+            if not screen:
+                return  # this CLI asks no such question
+        say(screen)
         with raw_terminal():
             while True:
                 key = os.read(0, 1024)
@@ -298,7 +313,14 @@ class Agent:
     def receive(self, text: str) -> None:
         """One message typed or passed in: the task, an answer, or a nudge. Each is a turn."""
         if self.args.record is not None:
-            line = json.dumps({"prompt": text, "stage": self.me.stage, "story": self.me.story_id})
+            line = json.dumps(
+                {
+                    "prompt": text,
+                    "stage": self.me.stage,
+                    "story": self.me.story_id,
+                    "argv": sys.argv[1:],
+                }
+            )
             with self.args.record.open("a") as handle:
                 handle.write(line + "\n")
         say(f"● received prompt ({len(text.encode())} bytes)")
@@ -325,11 +347,17 @@ class Agent:
     def end_turn(self, message: str) -> None:
         """The turn is over: write the turn-end file, or run the Stop hooks as Claude does."""
         say(f"● turn ended{' (quietly)' if self.args.quiet_turns else ''}: {message}")
+        like = self.lookalike
+        if like is not None and like.like != "claude":
+            like.end_turn(self.task or "", message, signal=not self.args.quiet_turns)
+            return
+        transcript = like.record_usage() if like is not None else None
         if self.args.quiet_turns:
             return
         payload: dict[str, object] = {
             "hook_event_name": "Stop",
-            "session_id": f"simulated-{os.getpid()}",
+            "session_id": like.session_id if like is not None else f"simulated-{os.getpid()}",
+            "transcript_path": str(transcript or ""),
             "cwd": os.getcwd(),
             "stop_hook_active": False,
             "last_assistant_message": message,
@@ -342,8 +370,11 @@ class Agent:
             write_atomic(Path(target), json.dumps(payload), mode=0o600)
 
     def signal_attention(self) -> None:
-        """A question for a person: the attention file, or Claude's AskUserQuestion hook."""
+        """A question for a person: the attention file, or the CLI's own hooks."""
         if self.args.quiet_turns:
+            return
+        if self.lookalike is not None and self.lookalike.like != "claude":
+            self.lookalike.ask(QUESTION)
             return
         payload: dict[str, object] = {
             "hook_event_name": "PreToolUse",
@@ -429,6 +460,8 @@ class Agent:
             say("fatal: simulated crash mid-stage")
             sys.exit(EXIT_MID_STAGE)
         say(f"● {said}")
+        if self.lookalike is not None and self.lookalike.like == "copilot":
+            self.lookalike.subagent_stop()  # a subagent's turn ends after the work, as in Copilot
         return True
 
     def show_prompt(self, line: InputLine | None = None) -> None:

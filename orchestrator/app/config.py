@@ -11,11 +11,13 @@ import graphlib
 import hashlib
 import os
 import re
+from collections.abc import Iterable
 from pathlib import Path
 from typing import Annotated, Any, Literal
 
 from pydantic import BeforeValidator, Field, ValidationError, model_validator
 
+from orchestrator.agents.prices import ModelPrice
 from orchestrator.defaults import (
     DEFAULT_LOG_MAX_BYTES,
     DEFAULT_PREFIX,
@@ -35,7 +37,7 @@ from state.context import (
     StageSettings,
     StoryContext,
 )
-from state.story import StoryPolicy
+from state.story import Budget, StoryPolicy
 
 # Story ids become file names and tmux session names: letters, digits and single separators.
 _STORY_ID = re.compile(r"^[A-Za-z0-9]+(?:[._-][A-Za-z0-9]+)*$")
@@ -110,6 +112,9 @@ class EpicConfig(Settings):
     isolation: Isolation | None = None
     git: GitSettings = Field(default_factory=GitSettings)
     max_merge_rounds: int = Field(default=StoryPolicy().max_merge_rounds, ge=0)
+    budget: Budget | None = None  # per story: past it the story stops after its stage
+    run_budget: Budget | None = None  # per run: past it no new stage starts
+    pricing: dict[str, ModelPrice] = Field(default_factory=dict)  # USD per MTok, by model id
     tmux: TmuxSettings = Field(default_factory=TmuxSettings)
     logs: LogSettings = Field(default_factory=LogSettings)
     state_dir: Path = Path(STATE_DIR_NAME)
@@ -155,6 +160,14 @@ class EpicConfig(Settings):
         """The story ids in the listed order."""
         return [s.id for s in self.stories]
 
+    def selected(self, only: Iterable[str]) -> list[str]:
+        """The stories a run covers, in the epic's order (`--only` narrows them)."""
+        chosen = set(only)
+        unknown = chosen - set(self.story_ids)
+        if unknown:
+            raise ConfigError(f"--only: unknown story {sorted(unknown)[0]!r}")
+        return [s for s in self.story_ids if not chosen or s in chosen]
+
     def dependencies(self) -> dict[str, list[str]]:
         """Each story's dependencies, in the listed order."""
         return {s.id: list(s.depends_on) for s in self.stories}
@@ -198,6 +211,8 @@ class EpicConfig(Settings):
             log_max_bytes=self.logs.max_size,
             isolation=isolation,
             git=self.git.model_copy(update={"branch": self.branch}),
+            pricing=self.pricing,
+            run_budget=self.run_budget,
         )
 
     def story_policy(self) -> StoryPolicy:
@@ -213,6 +228,7 @@ class EpicConfig(Settings):
             concerns=self.concerns,
             po_conditional=self.po_conditional,
             max_merge_rounds=self.max_merge_rounds,
+            budget=self.budget,
         )
 
 

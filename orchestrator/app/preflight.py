@@ -19,7 +19,7 @@ def preflight(config: EpicConfig, simulate: bool) -> tuple[list[str], list[str]]
             "tmux is not installed or not on PATH (Debian/Ubuntu: apt-get install tmux)"
         )
     context = config.story_context("preflight", simulate=simulate)
-    claude_stages: list[StageName] = []
+    agents: dict[StageName, str] = {}
     for stage in STAGES:
         try:
             profile = context.profile(stage)
@@ -29,12 +29,11 @@ def preflight(config: EpicConfig, simulate: bool) -> tuple[list[str], list[str]]
         binary = profile.command[0]
         if shutil.which(binary) is None and not Path(binary).is_file():
             problems.append(f"agent command {binary!r} ({stage}) is not on PATH")
-        if profile.name == "claude":
-            claude_stages.append(stage)
+        agents[stage] = profile.name
     warnings: list[str] = []
     try:
         project = get_method(config.method).open(config.project)
-        found, warnings = project.preflight(claude_stages=claude_stages)
+        found, warnings = project.preflight(agents=agents)
         problems += found
     except ProjectError as exc:
         problems.append(str(exc))

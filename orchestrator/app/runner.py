@@ -13,7 +13,6 @@ import contextlib
 import os
 import signal
 import sys
-from collections.abc import Iterable
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
@@ -23,13 +22,12 @@ from orchestrator.app.config import EpicConfig
 from orchestrator.app.runlock import RunLock
 from orchestrator.app.runs import (
     RunRecord,
-    RunReport,
     StoryReport,
+    close_run,
     last_unfinished,
     now,
     resumed_record,
     save_record,
-    save_report,
     set_aside_broken_checkpoint,
     story_report,
 )
@@ -46,6 +44,7 @@ CHECKPOINT_FILE = "checkpoints.sqlite"
 # SIGHUP: the terminal closed or an ssh session ended; the run ends as if interrupted.
 HANDLED_SIGNALS = (signal.SIGINT, signal.SIGTERM, signal.SIGHUP)
 FINAL = ("done", "already done")
+OVER_BUDGET = "over_budget"
 
 
 @dataclass
@@ -60,6 +59,12 @@ class RunOptions:
     start_at: StartAt | None = None  # with `only`: where those stories start
     live: bool | None = None  # None: a live board when stdout is a terminal
 
+    def checked_start_at(self) -> StartAt | None:
+        """`--start-at`, which only makes sense for the stories `--only` names."""
+        if self.start_at is not None and not self.only:
+            raise InputError("--start-at needs --only: name the stories that start there")
+        return self.start_at
+
 
 def _detach_from_terminal() -> None:
     """The terminal is gone: writes to it would fail, so standard streams go to /dev/null."""
@@ -71,30 +76,14 @@ def _detach_from_terminal() -> None:
     os.close(devnull)
 
 
-def check_start_at(options: RunOptions) -> StartAt | None:
-    """`--start-at`, which only makes sense for the stories `--only` names."""
-    if options.start_at is not None and not options.only:
-        raise InputError("--start-at needs --only: name the stories that start there")
-    return options.start_at
-
-
-def selected_stories(config: EpicConfig, only: Iterable[str]) -> list[str]:
-    """The stories a run covers, in the epic's order (`--only` narrows them)."""
-    chosen = set(only)
-    unknown = chosen - set(config.story_ids)
-    if unknown:
-        raise InputError(f"--only: unknown story {sorted(unknown)[0]!r}")
-    return [s for s in config.story_ids if not chosen or s in chosen]
-
-
 class EpicRunner:
     """Runs one epic; `run()` returns the process exit code."""
 
     def __init__(self, config: EpicConfig, options: RunOptions) -> None:
         self.config = config
         self.options = options
-        self.start_at = check_start_at(options)
-        self.selected = selected_stories(config, options.only)
+        self.start_at = options.checked_start_at()
+        self.selected = config.selected(options.only)
         self.parallel = options.parallel or config.parallel
         self.isolation, self.isolation_note = isolation.choose_isolation(config, self.parallel)
         self.project: Project = get_method(config.method).open(config.project)
@@ -211,6 +200,7 @@ class EpicRunner:
         try:
             async with sqlite_checkpointer(config.state_dir / CHECKPOINT_FILE) as saver:
                 self.graph = build_story_graph().compile(checkpointer=saver)
+                await self._seed_ledger()
                 try:
                     await self._schedule()
                 except asyncio.CancelledError:
@@ -304,9 +294,17 @@ class EpicRunner:
     async def _drive_story(self, story: str) -> StoryReport:
         from state import StoryState
 
-        thread: Any = {"configurable": {"thread_id": f"{self.record.run_id}:{story}"}}
+        thread = self._thread(story)
         snapshot = await self.graph.aget_state(thread)
         payload: dict[str, Any] | None = None  # None: continue this thread's checkpoint
+        if snapshot.values and not snapshot.next and snapshot.values.get("result") == OVER_BUDGET:
+            # Stopped for money: go on from the stage it stopped after, with today's budget.
+            stopped = StoryState.model_validate(snapshot.values)
+            reset = {"policy": self.config.story_policy(), "result": None, "budget_stop": None}
+            await self.graph.aupdate_state(
+                thread, {**reset, "failure_reason": None}, as_node=stopped.stage
+            )
+            snapshot = await self.graph.aget_state(thread)
         if not snapshot.values:
             standing = await asyncio.to_thread(self._standing, story)
             if standing.start is None:
@@ -338,6 +336,20 @@ class EpicRunner:
         final = StoryState.model_validate((await self.graph.aget_state(thread)).values)
         return story_report(final)
 
+    def _thread(self, story: str) -> Any:
+        return {"configurable": {"thread_id": f"{self.record.run_id}:{story}"}}
+
+    async def _seed_ledger(self) -> None:
+        """A resumed run's budget counts what its stories used before."""
+        from state import StoryState
+
+        ledger = self.context.ledger()
+        for story in self.selected:
+            values = (await self.graph.aget_state(self._thread(story))).values
+            if values:
+                for attempt in StoryState.model_validate(values).runs:
+                    ledger.add(attempt.usage)
+
     def _standing(self, story: str) -> StoryStanding:
         """Where a story starts: in its own worktree when an earlier run left one."""
         return isolation.story_standing(
@@ -360,35 +372,22 @@ class EpicRunner:
             code = ExitCode.OK
         else:
             code = ExitCode.FAILED
-        finished = not self.interrupted and all(
-            r.result not in ("interrupted", "error") for r in reports
-        )
-        record = self.record.model_copy(
-            update={
-                "finished": finished,
-                "finished_at": now() if finished else None,
-                "interrupted": self.interrupted,
-            }
-        )
-        save_record(self.config.state_dir, record)
-        path = save_report(
+        record, path = close_run(
             self.config.state_dir,
-            RunReport(
-                run_id=record.run_id,
-                epic=record.epic,
-                started_at=record.started_at,
-                finished_at=now(),
-                interrupted=self.interrupted,
-                exit_code=code,
-                stories=reports,
-                isolation=self.isolation,
-                branch=self.worktrees.branch if self.worktrees is not None else None,
-            ),
+            self.record,
+            reports,
+            interrupted=self.interrupted,
+            exit_code=code,
+            isolation=self.isolation,
+            branch=self.worktrees.branch if self.worktrees is not None else None,
         )
         self.display.summary(reports)
         if self.worktrees is not None:
             for line in isolation.home_lines(
-                self.worktrees, reports, merge_into=self.config.git.merge_into, finished=finished
+                self.worktrees,
+                reports,
+                merge_into=self.config.git.merge_into,
+                finished=record.finished,
             ):
                 print(line, flush=True)
         print(f"report: {path}", flush=True)

@@ -10,12 +10,14 @@ from __future__ import annotations
 import contextlib
 import json
 import os
+from collections.abc import Iterable
 from datetime import UTC, datetime
 from pathlib import Path
 from typing import TYPE_CHECKING, Any, Literal
 
 from pydantic import BaseModel, Field
 
+from orchestrator.agents.usage import UsageTotal
 from orchestrator.errors import CheckpointError, EpicChangedError
 from orchestrator.files import StateDir, read_private, write_private
 
@@ -23,7 +25,14 @@ if TYPE_CHECKING:
     from orchestrator.app.config import EpicConfig
 
 StoryResult = Literal[
-    "done", "already done", "failed", "merge_conflict", "skipped", "interrupted", "error"
+    "done",
+    "already done",
+    "failed",
+    "merge_conflict",
+    "over_budget",
+    "skipped",
+    "interrupted",
+    "error",
 ]
 
 
@@ -67,6 +76,7 @@ class StoryReport(BaseModel):
     merge_commit: str | None = None
     merge_rounds: int = 0
     merge_conflicts: list[str] = Field(default_factory=list)
+    usage: UsageTotal = Field(default_factory=UsageTotal)  # per attempt: in `runs`
 
 
 class RunReport(BaseModel):
@@ -81,6 +91,7 @@ class RunReport(BaseModel):
     stories: list[StoryReport]
     isolation: str = "shared"
     branch: str | None = None  # the integration branch, under worktree isolation
+    usage: UsageTotal = Field(default_factory=UsageTotal)
 
 
 def save_record(state_dir: Path, record: RunRecord) -> None:
@@ -111,6 +122,45 @@ def last_unfinished(state_dir: Path, epic: Path) -> RunRecord | None:
         if r.epic == str(epic) and not r.finished and r.abandoned is None
     ]
     return candidates[-1] if candidates else None
+
+
+# Results a `--resume` goes on from: a run is not finished while a story has one of them.
+RESUMABLE = ("interrupted", "error", "over_budget")
+
+
+def close_run(
+    state_dir: Path,
+    record: RunRecord,
+    reports: list[StoryReport],
+    *,
+    interrupted: bool,
+    exit_code: int,
+    isolation: str,
+    branch: str | None,
+) -> tuple[RunRecord, Path]:
+    """Record how the run ended and write its report: (the record, the report's path)."""
+    finished = not interrupted and all(r.result not in RESUMABLE for r in reports)
+    record = record.model_copy(
+        update={
+            "finished": finished,
+            "finished_at": now() if finished else None,
+            "interrupted": interrupted,
+        }
+    )
+    save_record(state_dir, record)
+    report = RunReport(
+        run_id=record.run_id,
+        epic=record.epic,
+        started_at=record.started_at,
+        finished_at=now(),
+        interrupted=interrupted,
+        exit_code=exit_code,
+        stories=reports,
+        isolation=isolation,
+        branch=branch,
+        usage=sum_usage(r.usage for r in reports),
+    )
+    return record, save_report(state_dir, report)
 
 
 def save_report(state_dir: Path, report: RunReport) -> Path:
@@ -214,7 +264,8 @@ def resumed_record(
 
 def story_report(state: Any) -> StoryReport:
     """A finished story graph state (`StoryState`) as its account in report.json."""
-    result: StoryResult = state.result if state.result in ("done", "merge_conflict") else "failed"
+    ended = ("done", "merge_conflict", "over_budget")
+    result: StoryResult = state.result if state.result in ended else "failed"
     if state.start_at == "done":
         result = "already done"
     return StoryReport(
@@ -237,4 +288,13 @@ def story_report(state: Any) -> StoryReport:
         merge_commit=state.merge_commit,
         merge_rounds=state.merge_rounds,
         merge_conflicts=state.merge_conflicts,
+        usage=state.usage,
     )
+
+
+def sum_usage(totals: Iterable[UsageTotal]) -> UsageTotal:
+    """Several stories' usage as one total."""
+    total = UsageTotal()
+    for item in totals:
+        total = total.plus(item)
+    return total

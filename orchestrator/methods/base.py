@@ -19,7 +19,7 @@ Method            one BMad version (bmad-v4), with its stages
 from __future__ import annotations
 
 import string
-from collections.abc import Mapping, Sequence
+from collections.abc import Mapping
 from dataclasses import asdict, dataclass
 from pathlib import Path
 from typing import Any, Final, Literal, Protocol
@@ -45,6 +45,8 @@ class StageRequest:
     # Dev resolving a merge of `merge_from` (the integration branch) that conflicts in these files
     conflicts: tuple[str, ...] = ()
     merge_from: str | None = None
+    # How the agent CLI calls up a BMad agent: slash | mention | agent | file (see agents.clis)
+    activation: str = "slash"
 
 
 @dataclass(frozen=True)
@@ -189,8 +191,13 @@ class Project(Protocol):
         """Where the story stands and where a run would start it (never destructively)."""
         ...
 
-    def preflight(self, *, claude_stages: Sequence[StageName]) -> tuple[list[str], list[str]]:
-        """(problems that stop a run, warnings) for this project and these agents."""
+    def preflight(self, *, agents: Mapping[StageName, str]) -> tuple[list[str], list[str]]:
+        """(problems that stop a run, warnings) for this project and the agent CLI (profile
+        name) of each stage."""
+        ...
+
+    def agent_name(self, stage: StageName) -> str:
+        """The CLI's name for the stage's agent where a CLI selects agents by name (`--agent`)."""
         ...
 
     def rehearsal(self) -> Rehearsal:

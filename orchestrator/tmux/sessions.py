@@ -44,7 +44,7 @@ from orchestrator.tmux.processes import (
     terminate_session,
 )
 from orchestrator.tmux.server import TmuxServer
-from orchestrator.tmux.spawn import record_path, start_session
+from orchestrator.tmux.spawn import record_path, remove_cwd_files, start_session
 
 KILL_GRACE = 2.0
 
@@ -107,6 +107,7 @@ class TmuxAgentManager:
         story_file: Path | None = None,
         adopt: bool = False,
         meta: Mapping[str, Any] | None = None,
+        agent: str = "",
     ) -> AgentSession:
         """Start `profile`'s agent for `stage`/`story_id` in a fresh session.
 
@@ -141,6 +142,7 @@ class TmuxAgentManager:
             env=env or {},
             story_file=story_file,
             meta=dict(meta or {}),
+            agent=agent,
         )
         return await asyncio.to_thread(start)
 
@@ -239,7 +241,9 @@ class TmuxAgentManager:
         forced = terminate_session(row.pane_pid, grace) if row.pane_pid else []
         self.server.kill_session(name)
         if row.exit_file is not None:
-            row.exit_file.with_name(f"{name}.proc.json").unlink(missing_ok=True)
+            record = row.exit_file.with_name(f"{name}.proc.json")
+            remove_cwd_files(record)
+            record.unlink(missing_ok=True)
         self.events.write(
             "kill",
             session=name,
@@ -258,6 +262,7 @@ class TmuxAgentManager:
             return []
         token, sid = str(record.get("token") or ""), record.get("sid")
         forced = terminate_marked(token, sid if isinstance(sid, int) else None, grace)
+        remove_cwd_files(record_path)
         record_path.unlink(missing_ok=True)
         self.events.write("reap", session=record.get("session"), sigkilled=forced)
         return forced

@@ -10,6 +10,7 @@ dead server leaves behind can still be found (see `processes`).
 
 from __future__ import annotations
 
+import contextlib
 import json
 import os
 import time
@@ -19,9 +20,11 @@ from datetime import UTC, datetime
 from pathlib import Path
 from typing import Any
 
-from orchestrator.agents.profiles import CLAUDE_NESTING_VARIABLES, AgentProfile
+from orchestrator.agents.clis.base import LaunchSpec
+from orchestrator.agents.clis.claude import NESTING_VARIABLES as CLAUDE_NESTING_VARIABLES
+from orchestrator.agents.profiles import AgentProfile
 from orchestrator.eventlog import EventLog
-from orchestrator.files import StateDir, touch_private, write_private
+from orchestrator.files import StateDir, read_private, touch_private, write_in_tree, write_private
 from orchestrator.tmux.logs import pipe_command
 from orchestrator.tmux.model import AgentSession
 from orchestrator.tmux.names import sanitise, tmux_literal
@@ -60,6 +63,7 @@ def start_session(
     env: Mapping[str, str],
     story_file: Path | None,
     meta: dict[str, Any],
+    agent: str = "",
 ) -> AgentSession:
     """Start the agent in a new session `name`, in one chained tmux call (blocking)."""
     started = time.monotonic()
@@ -71,10 +75,19 @@ def start_session(
     for stale in (exit_file, turn_end_file, attention_file):
         stale.unlink(missing_ok=True)  # a planted link is removed, never written through
     touch_private(log_path)
-    settings_path: Path | None = None
-    if (settings := profile.settings()) is not None:
-        settings_path = run / f"{name}.settings.json"
-        write_private(settings_path, settings)
+    agent_session_id = str(uuid.uuid4())
+    launch = profile.support.launch(
+        LaunchSpec(
+            name=name,
+            run_dir=run,
+            cwd=project,
+            session_id=agent_session_id,
+            agent=agent,
+            flags=profile.command,
+        )
+    )
+    for path, content in launch.files.items():
+        write_private(state.file(path), content)
     if (
         prompt is not None
         and profile.prompt_via_argv
@@ -84,10 +97,18 @@ def start_session(
     token = uuid.uuid4().hex
     owner = process_identity(os.getpid())
     record_file = record_path(state, name)
-    record = {"session": name, "token": token, "sid": None, "owner": owner}
+    cwd_files = [str(path) for path in launch.cwd_files]
+    record = {"session": name, "token": token, "sid": None, "owner": owner, "cwd_files": cwd_files}
     write_private(record_file, json.dumps(record))
+    made: list[str] = []
+    for path, content in launch.cwd_files.items():  # recorded first: a crash cannot strand them
+        made += [str(folder) for folder in write_in_tree(project, path, content)]
+    if made:
+        write_private(record_file, json.dumps({**record, "cwd_dirs": made}))
+        record["cwd_dirs"] = made
     environment = {
         **profile.env,
+        **launch.env,
         **env,
         "BMAD_STAGE": stage,
         "BMAD_STORY_ID": story_id,
@@ -102,7 +123,7 @@ def start_session(
     }
     if story_file is not None:
         environment["BMAD_STORY_FILE"] = str(story_file)
-    agent_argv = profile.argv(prompt, settings=settings_path)
+    agent_argv = profile.argv(prompt, launch=launch, agent=agent)
     argv = ["/bin/sh", "-c", WRAPPER_SCRIPT, "bmad-agent", *agent_argv]
     env_args = [arg for key, value in environment.items() for arg in ("-e", f"{key}={value}")]
     options = {
@@ -112,7 +133,7 @@ def start_session(
         "@bmad-attempt": str(attempt),
         "@bmad-log": str(log_path),
         "@bmad-exit": str(exit_file),
-        "@bmad-meta": json.dumps(meta),
+        "@bmad-meta": json.dumps({**meta, "agent_session_id": agent_session_id}),
         "@bmad-owner": owner,
     }
     chained: list[str] = []
@@ -178,7 +199,7 @@ def start_session(
         log_path=log_path,
         exit_file=exit_file,
         started_at=datetime.fromtimestamp(int(created), UTC),
-        meta=meta,
+        meta={**meta, "agent_session_id": agent_session_id},
     )
     events.write(
         "spawn",
@@ -187,12 +208,27 @@ def start_session(
         story=story_id,
         attempt=attempt,
         profile=profile.name,
-        argv=profile.argv(None, settings=settings_path),
+        argv=profile.argv(None, launch=launch, agent=agent),
         prompt_bytes=len(prompt.encode()) if prompt else 0,
         log=str(log_path),
         ms=round((time.monotonic() - started) * 1000, 2),
     )
     return session
+
+
+def remove_cwd_files(record_path: Path) -> None:
+    """Remove the files a session's CLI read from its working directory (see `Launch`)."""
+    try:
+        record = json.loads(read_private(record_path))
+    except (OSError, ValueError):
+        return
+    for name in record.get("cwd_files") or []:
+        path = Path(str(name))
+        if path.is_file() and not path.is_symlink():
+            path.unlink(missing_ok=True)
+    for name in reversed(record.get("cwd_dirs") or []):  # the folders made for them, if empty
+        with contextlib.suppress(OSError):
+            Path(str(name)).rmdir()
 
 
 def _prompt_pointer(state: StateDir, run_id: str, name: str, attempt: int, prompt: str) -> str:

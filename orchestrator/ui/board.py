@@ -12,6 +12,7 @@ from collections.abc import Sequence
 from dataclasses import dataclass, field
 from typing import Any, Protocol, TextIO
 
+from orchestrator.agents.usage import Usage, UsageTotal
 from orchestrator.app.runs import StoryReport
 from orchestrator.stages import STAGES
 
@@ -56,6 +57,12 @@ class Row:
     cells: dict[str, Cell] = field(default_factory=lambda: {s: Cell() for s in STAGES})
     result: str = "waiting"
     attach: str = ""
+    usage: list[Usage | None] = field(default_factory=list)  # of each finished attempt
+
+    @property
+    def spent(self) -> str:
+        """The story's usage so far, as the board shows it."""
+        return UsageTotal.of(self.usage).describe()
 
 
 def _elapsed(seconds: float) -> str:
@@ -91,6 +98,8 @@ class Board:
         elif event["event"] == "nudge":
             cell.nudges = event.get("count", cell.nudges + 1)
         elif event["event"] == "stage-end":
+            usage = event.get("usage")
+            row.usage.append(Usage.model_validate(usage) if usage else None)
             cell.seconds += event.get("seconds", 0.0)
             cell.ok = event.get("outcome") is not None
             cell.state = event.get("outcome") or event.get("end", "?")
@@ -140,7 +149,11 @@ class PlainDisplay(Board):
             )
         elif event["event"] == "stage-end":
             outcome = event.get("outcome") or f"{event.get('end')}: {event.get('detail', '')}"
-            self._print(f"story {story}: {stage} -> {outcome} ({event.get('seconds', 0):.1f}s)")
+            usage = event.get("usage")
+            cost = UsageTotal.of([Usage.model_validate(usage) if usage else None]).describe()
+            self._print(
+                f"story {story}: {stage} -> {outcome} ({event.get('seconds', 0):.1f}s, {cost})"
+            )
         elif event["event"] == "merge":
             self._print(f"story {story}: integrate -> {_merge_text(event)}")
 
@@ -152,8 +165,9 @@ class PlainDisplay(Board):
         """Print the end-of-run summary."""
         for r in reports:
             spent = _elapsed(sum(r.seconds.values()))
+            cost = f", {r.usage.describe()}" if r.usage.attempts else ""
             reason = f" - {r.reason}" if r.reason else ""
-            print(f"{r.story_id}: {r.result} ({spent}){reason}", file=self.out, flush=True)
+            print(f"{r.story_id}: {r.result} ({spent}{cost}){reason}", file=self.out, flush=True)
 
 
 class LiveBoard(Board):
@@ -178,6 +192,7 @@ class LiveBoard(Board):
         table.add_column("story")
         for stage in STAGES:
             table.add_column(stage.upper())
+        table.add_column("spent")
         table.add_column("state")
         watching = []
         for row in self.rows.values():
@@ -194,7 +209,7 @@ class LiveBoard(Board):
                     cells.append(Text(f"{cell.state} {_elapsed(cell.seconds)}", style=style))
                 else:
                     cells.append(Text("·", style="dim"))
-            table.add_row(row.story, *cells, row.result)
+            table.add_row(row.story, *cells, row.spent, row.result)
             if row.attach:
                 watching.append(f"{row.story}: {row.attach}")
         footer = Text("\n".join(watching) if watching else "", style="dim")
@@ -209,13 +224,15 @@ class LiveBoard(Board):
         from rich.table import Table
 
         table = Table(title="summary")
-        for column in ("story", "result", "time", "attempts", "revisions", "fix rounds", "reason"):
+        columns = ("story", "result", "time", "spent", "attempts", "revisions", "fix rounds")
+        for column in (*columns, "reason"):
             table.add_column(column)
         for r in reports:
             table.add_row(
                 r.story_id,
                 r.result,
                 _elapsed(sum(r.seconds.values())),
+                r.usage.describe(),
                 str(sum(r.attempts.values())),
                 str(r.po_revisions),
                 str(r.qa_fix_rounds),

@@ -88,7 +88,7 @@ def test_preflight_refuses_a_project_it_cannot_drive(
         expected = "BMad 4.38.0 is installed"
     else:
         (installed / ".claude" / "commands" / "BMad" / "agents" / "qa.md").unlink()
-        expected = "Claude Code commands for the BMad agents are missing"
+        expected = "the claude agent cannot call up the BMad agents: "
     # The claude profile, run by a stand-in so only the project's problems remain.
     overrides["agent"] = {"profile": "claude", "command": simulated_argv()}
     result = cli(epic(installed, socket, **overrides))
@@ -138,7 +138,9 @@ def test_story_worktrees_of_a_real_install_have_its_commands_and_never_commit_th
     for agent in ("sm", "po", "dev", "qa"):
         assert (workspace.project / ".claude/commands/BMad/agents" / f"{agent}.md").is_file()
     copied = get_method("bmad-v4").open(workspace.project)
-    assert copied.preflight(claude_stages=STAGES)[0] == []  # the agents find their commands
+    assert (
+        copied.preflight(agents=dict.fromkeys(STAGES, "claude"))[0] == []
+    )  # the agents find their commands
     trees.cleanup()
 
     path = epic(installed, socket, stories=["1.1", "1.2"], parallel=2)

@@ -15,7 +15,7 @@ from typing import Any
 import pytest
 
 from nodes.stage import run_stage
-from orchestrator.agents.profiles import ATTENTION_HOOK, TURN_END_HOOK
+from orchestrator.agents.clis.base import ATTENTION_HOOK, TURN_END_HOOK
 from orchestrator.stages import STAGES
 from state import AttemptRecord, StoryState
 from state.context import StoryContext
@@ -218,7 +218,7 @@ async def test_the_claude_profile_installs_its_hooks_for_one_invocation(
         ("Notification", "permission_prompt"): [ATTENTION_HOOK],
     }
     (spawn,) = [e for e in events(project) if e["event"] == "spawn"]
-    assert spawn["argv"][-2:] == ["--settings", str(settings)]  # the prompt follows them
+    assert spawn["argv"][-4:-1] == ["--settings", str(settings), "--session-id"]  # then prompt
 
 
 async def test_a_claude_question_is_dismissed_and_nudged(stage: Runner, project: Path) -> None:

@@ -664,3 +664,57 @@ def test_a_story_without_a_change_log_gets_one(tmp_path: Path) -> None:
     text = story.read_text()
     assert text.startswith(TITLE + "## Status\n\nDraft\n")
     assert "## Change Log" in text and "| PO validation GO | bmad-orchestrator |" in text
+
+
+# --- each agent CLI calls up the BMad agents its own way --------------------------------------
+
+
+def test_each_cli_calls_up_the_agent_its_own_way(project: Path) -> None:
+    from orchestrator.methods import StageRequest, get_method
+
+    v4 = get_method("bmad-v4").open(project)
+    heads = {
+        style: v4.prompt(StageRequest("dev", "1.1", activation=style)).splitlines()[0]
+        for style in ("slash", "mention", "agent", "file")
+    }
+    assert heads == {
+        "slash": "/BMad:agents:dev *develop-story docs/stories/1.1.story.md",
+        "mention": "As dev (the BMad Developer agent, .bmad-core/agents/dev.md), run "
+        "*develop-story docs/stories/1.1.story.md",
+        "agent": "*develop-story docs/stories/1.1.story.md",
+        "file": "Read .bmad-core/agents/dev.md and become that BMad Developer agent, following "
+        "its activation instructions; then run *develop-story docs/stories/1.1.story.md",
+    }
+
+
+def test_opencode_agents_are_found_with_or_without_the_installers_prefix(project: Path) -> None:
+    from orchestrator.methods import get_method
+
+    v4 = get_method("bmad-v4").open(project)
+    assert v4.agent_name("sm") == "sm"  # no opencode config: the plain name
+    write(project / "opencode.jsonc", '{\n  // "bmad-sm": no\n  "agent": {"bmad-sm": {},},\n}\n')
+    assert v4.agent_name("sm") == "bmad-sm"
+
+
+@pytest.mark.parametrize(
+    ("profile", "missing"),
+    [
+        ("claude", ".claude/commands/BMad/agents/qa.md is missing"),
+        ("gemini", ".gemini/commands/BMad/agents/qa.toml is missing"),
+        ("codex", "AGENTS.md is missing"),
+        ("opencode", "has no agent 'qa' (or 'bmad-qa')"),
+        ("copilot", ".bmad-core/agents/qa.md is missing"),
+    ],
+)
+def test_preflight_names_what_a_cli_lacks_and_the_installer_line_for_it(
+    project: Path, profile: str, missing: str
+) -> None:
+    from orchestrator.methods import get_method
+
+    problems, _ = get_method("bmad-v4").open(project).preflight(agents={"qa": profile})
+    (problem,) = problems
+    assert missing in problem
+    assert problem.startswith(f"the {profile} agent cannot call up the BMad agents")
+    ide = {"claude": "claude-code", "copilot": "github-copilot"}.get(profile, profile)
+    assert problem.endswith(f"--ide {ide}")
+    assert get_method("bmad-v4").open(project).preflight(agents={"qa": "generic"})[0] == []

@@ -344,7 +344,7 @@ def test_record_writes_the_prompt_as_jsonl(project: Path) -> None:
         agent.kill()
     lines = record.read_text().splitlines()
     assert [json.loads(line) for line in lines] == [
-        {"prompt": prompt, "stage": "sm", "story": "1.1"}
+        {"prompt": prompt, "stage": "sm", "story": "1.1", "argv": ["--record", str(record), prompt]}
     ]
 
 

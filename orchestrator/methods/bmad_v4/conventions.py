@@ -24,6 +24,7 @@ from orchestrator.methods.base import (
     StageRequest,
     check_template,
 )
+from orchestrator.methods.bmad_v4 import activation
 from orchestrator.methods.bmad_v4.gates import find_gate, gate_files, read_story_gates
 from orchestrator.methods.bmad_v4.names import find_story_file
 from orchestrator.methods.bmad_v4.paths import BmadPaths
@@ -101,6 +102,8 @@ def prompt_fields(request: StageRequest, paths: BmadPaths) -> dict[str, str]:
         "gates_dir": paths.relative(paths.gates),
         "stage": request.stage,
         "conflicts": ", ".join(request.conflicts),
+        "agent": activation.AGENTS[request.stage],
+        "agent_file": activation.agent_file(request.stage),
     }
 
 
@@ -113,6 +116,8 @@ SAMPLE_FIELDS = {
     "gates_dir": "docs/qa/gates",
     "stage": "sm",
     "conflicts": "src/app.py",
+    "agent": "sm",
+    "agent_file": ".bmad-core/agents/sm.md",
 }
 
 
@@ -131,11 +136,11 @@ UNATTENDED = (
 
 
 def default_prompt(request: StageRequest, paths: BmadPaths) -> str:
-    """The BMad v4 prompt for a stage: the agent's slash command and star command in one message."""
+    """The BMad v4 prompt for a stage: the agent called up (as the CLI does it), its star
+    command, and the task, in one message."""
     f = prompt_fields(request, paths)
-    p = f["slash_prefix"]
     if request.stage == "sm":
-        head = f"/{p}:agents:sm *draft"
+        command = "*draft"
         task = (
             f"Draft story {f['story_id']} now and write it to {f['story_file']} with Status Draft. "
             "Do not draft any other story; if earlier stories look incomplete, do not ask to "
@@ -153,7 +158,7 @@ def default_prompt(request: StageRequest, paths: BmadPaths) -> str:
                 "Change Log row for the revision. Do not ask to override anything."
             )
     elif request.stage == "po":
-        head = f"/{p}:agents:po *validate-story-draft {f['story_file']}"
+        command = f"*validate-story-draft {f['story_file']}"
         report = paths.relative(po_report_path(paths, request.story_id))
         task = (
             f"Save your complete validation report as {report}, ending with the line "
@@ -161,8 +166,8 @@ def default_prompt(request: StageRequest, paths: BmadPaths) -> str:
             "conditions). Do not change the story file."
         )
     elif request.stage == "dev":
-        command = "*review-qa" if request.fix_round else "*develop-story"
-        head = f"/{p}:agents:dev {command} {f['story_file']}"
+        star = "*review-qa" if request.fix_round else "*develop-story"
+        command = f"{star} {f['story_file']}"
         task = (
             f"Apply the fixes from the latest QA gate in {f['gates_dir']}/{f['story_id']}-*.yml. "
             "Run this project's own lint and test commands (its package.json scripts, Makefile, "
@@ -184,7 +189,7 @@ def default_prompt(request: StageRequest, paths: BmadPaths) -> str:
             "continue, set it to 'Blocked' and explain why in the Dev Agent Record."
         )
     else:
-        head = f"/{p}:agents:qa *review {f['story_file']}"
+        command = f"*review {f['story_file']}"
         task = (
             f"Write both the QA Results entry in the story and the gate file "
             f"{f['gates_dir']}/{f['story_id']}-<slug>.yml with gate PASS, CONCERNS, FAIL or "
@@ -192,6 +197,7 @@ def default_prompt(request: StageRequest, paths: BmadPaths) -> str:
             "sections), do not ask: write a FAIL gate whose status_reason says why. Do not "
             "change the story's Status."
         )
+    head = activation.head(request.activation, request.stage, command, paths)
     return f"{head}\n\n{task} {UNATTENDED}"
 
 

@@ -2,7 +2,7 @@
 
 from __future__ import annotations
 
-from collections.abc import Sequence
+from collections.abc import Mapping
 from pathlib import Path
 
 from orchestrator.methods.base import (
@@ -14,7 +14,7 @@ from orchestrator.methods.base import (
     StoryStanding,
     check_template,
 )
-from orchestrator.methods.bmad_v4 import conventions
+from orchestrator.methods.bmad_v4 import activation, conventions
 from orchestrator.methods.bmad_v4.names import find_story_file
 from orchestrator.methods.bmad_v4.paths import BmadPaths
 from orchestrator.methods.bmad_v4.po import add_change_log_row
@@ -118,10 +118,13 @@ class BmadV4Project:
         """Where the story stands, and where a run would start it."""
         return story_standing(self.paths, story_id, start_at=start_at)
 
-    def preflight(self, *, claude_stages: Sequence[StageName]) -> tuple[list[str], list[str]]:
-        """Problems and warnings for this project and these agents."""
-        prefixes = [self.paths.slash_prefix] if claude_stages else []
-        return project_checks(self.root, claude_prefixes=prefixes)
+    def preflight(self, *, agents: Mapping[StageName, str]) -> tuple[list[str], list[str]]:
+        """Problems and warnings for this project and the CLI of each stage."""
+        return project_checks(self.root, agents=agents)
+
+    def agent_name(self, stage: StageName) -> str:
+        """opencode's key for the stage's agent (`sm`, or `bmad-sm`)."""
+        return activation.agent_name(self.root, stage)
 
     def rehearsal(self) -> Rehearsal:
         """The simulated agent's v4 file work."""

@@ -8,10 +8,12 @@ starting it at SM would re-draft a story that may be finished.
 
 from __future__ import annotations
 
-from collections.abc import Iterable
+from collections.abc import Mapping
 from pathlib import Path
+from types import MappingProxyType
 
 from orchestrator.methods.base import UNKNOWN, StartAt, StoryStanding
+from orchestrator.methods.bmad_v4 import activation
 from orchestrator.methods.bmad_v4.gates import newest_gate
 from orchestrator.methods.bmad_v4.names import find_story_file
 from orchestrator.methods.bmad_v4.paths import (
@@ -24,6 +26,7 @@ from orchestrator.methods.bmad_v4.paths import (
 )
 from orchestrator.methods.bmad_v4.status import WorkflowState, read_story_status
 from orchestrator.methods.bmad_v4.text import read_text
+from orchestrator.stages import StageName
 
 START_FOR_STATE: dict[str, StartAt] = {
     WorkflowState.DRAFT: "po",
@@ -78,12 +81,12 @@ def story_standing(
 
 
 def project_checks(
-    project: Path, *, claude_prefixes: Iterable[str] = ()
+    project: Path, *, agents: Mapping[StageName, str] = MappingProxyType({})
 ) -> tuple[list[str], list[str]]:
     """(problems that stop a run, warnings) for a BMad v4 project.
 
-    `claude_prefixes` are the slash prefixes whose Claude command files must exist (the stages
-    run by the claude profile): without them a stage would only show up as stalled.
+    `agents` names the CLI (profile) of each stage: the files that CLI needs to call up the
+    stage's BMad agent must exist, or the stage would only show up as stalled.
     """
     if not (project / CONFIG_FILE).exists():
         if any((project / folder).is_dir() for folder in ("_bmad", "bmad/bmm", ".bmad/bmm")):
@@ -115,15 +118,17 @@ def project_checks(
             f"BMad {version} is installed ({MANIFEST_FILE}); this orchestrator needs 4.39.0 "
             f"or newer (QA gate files, qa.qaLocation, *review-qa). Upgrade: {INSTALL_HINT}"
         )
-    for prefix in sorted(set(claude_prefixes)):
-        folder = project / ".claude" / "commands" / prefix / "agents"
-        missing = [a for a in AGENT_COMMANDS if not (folder / f"{a}.md").is_file()]
-        if missing:
-            problems.append(
-                f"Claude Code commands for the BMad agents are missing: "
-                f"{', '.join(f'{folder}/{a}.md' for a in missing)}. Install them with: "
-                f"{INSTALL_HINT}"
-            )
+    missing: dict[str, list[str]] = {}
+    for stage, profile in agents.items():
+        if profile in activation.IDE and (
+            gap := activation.missing_for(profile, project, paths, stage)
+        ):
+            missing.setdefault(profile, []).append(gap)
+    for profile, gaps in missing.items():
+        problems.append(
+            f"the {profile} agent cannot call up the BMad agents: {'; '.join(gaps)}. Install "
+            f"them with: {activation.install_hint(profile)}"
+        )
     warnings += _document_warnings(paths)
     return problems, warnings
 

@@ -1,0 +1,12 @@
+"""The agent CLIs the orchestrator drives, one module each: screens, prompt, hooks, usage."""
+
+from orchestrator.agents.clis.base import CliSpec
+from orchestrator.agents.clis.claude import SPEC as CLAUDE
+from orchestrator.agents.clis.codex import SPEC as CODEX
+from orchestrator.agents.clis.copilot import SPEC as COPILOT
+from orchestrator.agents.clis.gemini import SPEC as GEMINI
+from orchestrator.agents.clis.opencode import SPEC as OPENCODE
+
+CLIS: dict[str, CliSpec] = {spec.name: spec for spec in (CLAUDE, CODEX, GEMINI, COPILOT, OPENCODE)}
+
+__all__ = ["CLIS", "CliSpec"]

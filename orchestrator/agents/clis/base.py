@@ -1,0 +1,159 @@
+"""What each agent CLI adds to a session: hooks and ids at launch, usage records after it.
+
+A CLI's turn-end and question signals reach the orchestrator as two files named in the
+session's environment (`BMAD_TURN_END_FILE`, `BMAD_ATTENTION_FILE`); each CLI is told to write
+them through its own hook or notify mechanism, installed for the one invocation (a flag, an
+environment variable, or a file of ours) so the user's own settings are never edited.
+"""
+
+from __future__ import annotations
+
+import json
+import os
+import re
+from collections.abc import Iterator, Mapping
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import Any, Literal, Protocol
+
+from orchestrator.agents.usage import ModelTokens
+
+# How a BMad agent is activated in the CLI: its slash command (`/BMad:agents:sm`), a mention
+# ("As sm, ..." with AGENTS.md), the CLI's agent option (`--agent sm`), or the agent file itself.
+Activation = Literal["slash", "mention", "agent", "file"]
+
+# Hook commands are constant text: the paths arrive through the session's environment. Each
+# reads the payload from stdin and keeps it (the last one wins).
+TURN_END_HOOK = '[ -n "$BMAD_TURN_END_FILE" ] && cat > "$BMAD_TURN_END_FILE" || cat > /dev/null'
+ATTENTION_HOOK = '[ -n "$BMAD_ATTENTION_FILE" ] && cat > "$BMAD_ATTENTION_FILE" || cat > /dev/null'
+
+
+@dataclass(frozen=True)
+class LaunchSpec:
+    """What the runtime knows about a session as it starts it."""
+
+    name: str  # the tmux session's name
+    run_dir: Path  # owner-only folder for this run's per-session files
+    cwd: Path
+    session_id: str  # a fresh UUID, for CLIs that let the caller choose the session id
+    agent: str = ""  # the CLI's name for the stage's BMad agent (for `--agent`)
+    flags: tuple[str, ...] = ()  # the command the user configured, flags included
+
+
+@dataclass
+class Launch:
+    """What a CLI adds to a session: arguments, environment, and files it reads.
+
+    `files` are written owner-only before the start; `cwd_files` are files the CLI only reads
+    from its working directory (no flag or variable points elsewhere): written there and
+    removed when the session ends.
+    """
+
+    args: list[str] = field(default_factory=list)
+    env: dict[str, str] = field(default_factory=dict)
+    files: dict[Path, str] = field(default_factory=dict)
+    cwd_files: dict[Path, str] = field(default_factory=dict)
+
+
+@dataclass(frozen=True)
+class UsageQuery:
+    """What a usage reader may use to find one session's records."""
+
+    name: str  # the tmux session's name
+    run_dir: Path  # where its launch files were written
+    session_id: str
+    cwd: Path
+    started_ns: int
+    turn_end: Mapping[str, Any] | None = None  # the last turn-end payload, if any
+    env: Mapping[str, str] = field(default_factory=lambda: dict(os.environ))
+
+
+@dataclass
+class UsageRecord:
+    """Tokens per model as a CLI recorded them, and dollars if the CLI reported them."""
+
+    per_model: dict[str, ModelTokens]
+    source: str
+    usd: float | None = None
+
+
+class CliSupport(Protocol):
+    """One agent CLI's hooks and usage records."""
+
+    name: str
+
+    def launch(self, spec: LaunchSpec) -> Launch:
+        """The arguments, environment and files that wire the CLI's signals for one session."""
+        ...
+
+    def read_usage(self, query: UsageQuery) -> UsageRecord | None:
+        """The session's usage, or None when no record of it can be found."""
+        ...
+
+
+@dataclass(frozen=True)
+class Dialog:
+    """A first-run screen and the keys that accept it."""
+
+    name: str
+    pattern: re.Pattern[str]
+    keys: tuple[str, ...]
+
+
+class NoSupport:
+    """A CLI the orchestrator knows nothing about: no hooks, no usage."""
+
+    name = "none"
+
+    def launch(self, spec: LaunchSpec) -> Launch:
+        """Nothing to add."""
+        return Launch()
+
+    def read_usage(self, query: UsageQuery) -> UsageRecord | None:
+        """Never known."""
+        return None
+
+
+def json_lines(path: Path) -> Iterator[dict[str, Any]]:
+    """The JSON objects of a JSONL file; a torn or foreign line is skipped, never fatal."""
+    with open(path, encoding="utf-8", errors="replace") as handle:
+        for line in handle:
+            line = line.strip()
+            if not line:
+                continue
+            try:
+                value = json.loads(line)
+            except json.JSONDecodeError:
+                continue
+            if isinstance(value, dict):
+                yield value
+
+
+def number(value: Any) -> int:
+    """A token count as recorded (a missing or odd value counts 0)."""
+    return int(value) if isinstance(value, int | float) and not isinstance(value, bool) else 0
+
+
+def home(env: Mapping[str, str], variable: str, default: str) -> Path:
+    """A CLI's data folder: its own variable, or `default` under HOME."""
+    if env.get(variable):
+        return Path(env[variable])
+    return Path(env.get("HOME") or os.path.expanduser("~")) / default
+
+
+@dataclass(frozen=True)
+class CliSpec:
+    """One agent CLI as the orchestrator drives it: command, screens, prompt, hooks, usage.
+
+    Screen patterns are data because agent UIs change between versions.
+    """
+
+    name: str
+    binary: str
+    support: CliSupport
+    ready: re.Pattern[str] | None = None
+    dialogs: tuple[Dialog, ...] = ()
+    prompt_flag: tuple[str, ...] = ()  # the option before the prompt; empty: positional
+    activation: Activation = "slash"
+    agent_flag: tuple[str, ...] = ()
+    dismiss_keys: tuple[str, ...] = ("Escape",)

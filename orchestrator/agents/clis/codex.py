@@ -1,0 +1,137 @@
+"""OpenAI Codex CLI: the prompt as its positional argument, `notify` for turn ends, rollout usage.
+
+Turn ends: Codex runs the `notify` program after each turn with one JSON argument
+(`agent-turn-complete`); the orchestrator sets it for the one invocation with `-c notify=[...]`.
+Questions: Codex reports permission requests only to hooks, and hooks need trust (a review screen,
+or `--dangerously-bypass-hook-trust`, which would also run a repository's own unreviewed
+hooks). So the attention hook is added only when the user passes that flag themselves; without
+it a question shows as a stall. The hook-review screen is answered "continue without trusting".
+
+Usage: the rollout `$CODEX_HOME/sessions/YYYY/MM/DD/rollout-<time>-<thread>.jsonl`, found by the
+thread id the turn-end payload names (or, failing that, by working directory and start time,
+only when exactly one rollout matches). Its last `token_count` has the session's totals;
+`input_tokens` includes the cached ones. Codex reports no dollars.
+"""
+
+from __future__ import annotations
+
+import json
+import re
+from datetime import datetime
+from pathlib import Path
+from typing import Any
+
+from orchestrator.agents.clis.base import (
+    ATTENTION_HOOK,
+    CliSpec,
+    Dialog,
+    Launch,
+    LaunchSpec,
+    UsageQuery,
+    UsageRecord,
+    home,
+    json_lines,
+    number,
+)
+from orchestrator.agents.usage import ModelTokens
+
+BYPASS_HOOK_TRUST = "--dangerously-bypass-hook-trust"
+# `notify` appends the JSON payload as the last argument: "$1" of this constant script.
+NOTIFY_SCRIPT = '[ -n "$BMAD_TURN_END_FILE" ] && printf "%s" "$1" > "$BMAD_TURN_END_FILE"'
+
+
+def toml_string(text: str) -> str:
+    """`text` as a TOML basic string."""
+    return json.dumps(text)  # JSON string escapes are valid TOML basic-string escapes
+
+
+def launch_args(flags: tuple[str, ...]) -> list[str]:
+    """`-c` overrides: notify, and the attention hook when the user bypasses hook trust."""
+    program = ["/bin/sh", "-c", NOTIFY_SCRIPT, "bmad-notify"]
+    args = ["-c", f"notify=[{', '.join(toml_string(part) for part in program)}]"]
+    if BYPASS_HOOK_TRUST in flags:
+        hook = f'{{type = "command", command = {toml_string(ATTENTION_HOOK)}, timeout = 10}}'
+        args += ["-c", f"hooks.PermissionRequest=[{{hooks = [{hook}]}}]"]
+    return args
+
+
+def rollouts(query: UsageQuery) -> list[Path]:
+    """The session's rollout file(s): by thread id, else by cwd and start time."""
+    root = home(query.env, "CODEX_HOME", ".codex") / "sessions"
+    thread = (query.turn_end or {}).get("thread-id")
+    if isinstance(thread, str) and re.fullmatch(r"[0-9a-fA-F-]{8,64}", thread):
+        return sorted(root.glob(f"*/*/*/rollout-*-{thread}.jsonl"))
+    started = query.started_ns / 1e9
+    found = []
+    for path in root.glob("*/*/*/rollout-*.jsonl"):
+        if path.stat().st_mtime < started:
+            continue
+        meta = next(json_lines(path), {})
+        payload = meta.get("payload") if isinstance(meta.get("payload"), dict) else {}
+        assert isinstance(payload, dict)
+        when = _timestamp(payload.get("timestamp"))
+        if payload.get("cwd") == str(query.cwd) and when is not None and when >= started - 2:
+            found.append(path)
+    return found if len(found) == 1 else []  # two sessions in one folder: never guess
+
+
+def _timestamp(value: Any) -> float | None:
+    if not isinstance(value, str):
+        return None
+    try:
+        return datetime.fromisoformat(value.replace("Z", "+00:00")).timestamp()
+    except ValueError:
+        return None
+
+
+class Codex:
+    """Codex CLI's notify program and usage."""
+
+    name = "codex"
+
+    def launch(self, spec: LaunchSpec) -> Launch:
+        """`-c notify=...` (and the attention hook if hook trust is bypassed by the user)."""
+        return Launch(args=launch_args(spec.flags))
+
+    def read_usage(self, query: UsageQuery) -> UsageRecord | None:
+        """The session's last token totals, split into fresh and cached input."""
+        files = rollouts(query)
+        if not files:
+            return None
+        totals: dict[str, Any] | None = None
+        model = "unknown"
+        for entry in json_lines(files[0]):
+            payload = entry.get("payload")
+            if not isinstance(payload, dict):
+                continue
+            if entry.get("type") == "turn_context" and isinstance(payload.get("model"), str):
+                model = payload["model"]
+            info = payload.get("info") if payload.get("type") == "token_count" else None
+            if isinstance(info, dict) and isinstance(info.get("total_token_usage"), dict):
+                totals = info["total_token_usage"]
+        if totals is None:
+            return UsageRecord({}, source=str(files[0]))
+        cached = number(totals.get("cached_input_tokens"))
+        tokens = ModelTokens(
+            input=max(0, number(totals.get("input_tokens")) - cached),
+            output=number(totals.get("output_tokens")),
+            cache_read=cached,
+            cache_write=number(totals.get("cache_write_input_tokens")),
+        )
+        return UsageRecord({model: tokens}, source=str(files[0]))
+
+
+DIALOGS = (
+    Dialog(
+        "directory-trust",
+        re.compile(
+            r"Do you trust the contents of this directory|allow Codex to work in this folder"
+        ),
+        ("Enter",),
+    ),
+    Dialog("update", re.compile(r"Update available!"), ("2", "Enter")),  # 2: Skip
+    Dialog("hooks-review", re.compile(r"[Hh]ooks? need review"), ("3", "Enter")),  # no trust
+)
+READY = re.compile(r"^\s*›\s|\? for shortcuts|context left")
+
+SPEC = CliSpec("codex", "codex", Codex(), ready=READY, dialogs=DIALOGS, activation="mention")

@@ -1,0 +1,134 @@
+"""GitHub Copilot CLI: `-i PROMPT` (stays interactive), `--session-id`, repository hooks.
+
+Copilot reads hooks only from files (the repository's `.github/hooks/*.json`, the user's
+`~/.copilot/hooks/`), never from a flag or variable, so the orchestrator writes
+`.github/hooks/bmad-orchestrator-<session>.json` at the root of the repository the session runs
+in (the story's worktree, where it is never committed, or the project) and removes it when the
+session ends. Repository hooks load once the folder is trusted (the trust screen is answered).
+`agentStop` also fires for subagents' turns (with an empty `transcriptPath`): those are not the
+end of the agent's turn and are skipped.
+
+Usage: Copilot persists token totals only in the `session.shutdown` event it appends to
+`{COPILOT_HOME or ~/.copilot}/session-state/<session id>/events.jsonl` when a session ends;
+per-call usage events are never written to disk. A session killed before it could write that
+line has unknown usage.
+"""
+
+from __future__ import annotations
+
+import json
+import re
+from pathlib import Path
+
+from orchestrator.agents.clis.base import (
+    ATTENTION_HOOK,
+    CliSpec,
+    Dialog,
+    Launch,
+    LaunchSpec,
+    UsageQuery,
+    UsageRecord,
+    home,
+    json_lines,
+    number,
+)
+from orchestrator.agents.usage import ModelTokens
+
+# agentStop for the main agent only: a subagent's stop carries an empty transcriptPath.
+MAIN_TURN_END_HOOK = (
+    'payload=$(cat); case "$payload" in *\'"transcriptPath":""\'*) ;; '
+    '*) [ -n "$BMAD_TURN_END_FILE" ] && printf "%s" "$payload" > "$BMAD_TURN_END_FILE" ;; esac'
+)
+
+
+def repository_root(cwd: Path) -> Path:
+    """The folder holding `.git` (a worktree's `.git` file counts) above `cwd`, or `cwd`."""
+    for folder in (cwd, *cwd.parents):
+        if (folder / ".git").exists():
+            return folder
+    return cwd
+
+
+def hook_file(spec: LaunchSpec) -> Path:
+    """Where this session's hooks go."""
+    return repository_root(spec.cwd) / ".github" / "hooks" / f"bmad-orchestrator-{spec.name}.json"
+
+
+def hooks() -> dict[str, object]:
+    """Turn ends and requests for a person, as files."""
+
+    def command(line: str, matcher: str | None = None) -> list[dict[str, object]]:
+        entry: dict[str, object] = {"type": "command", "bash": line, "timeoutSec": 10}
+        if matcher:
+            entry["matcher"] = matcher
+        return [entry]
+
+    return {
+        "version": 1,
+        "hooks": {
+            "agentStop": command(MAIN_TURN_END_HOOK),
+            "permissionRequest": command(ATTENTION_HOOK),
+            "notification": command(ATTENTION_HOOK, "permission_prompt|elicitation_dialog"),
+        },
+    }
+
+
+class Copilot:
+    """Copilot CLI's hooks and usage."""
+
+    name = "copilot"
+
+    def launch(self, spec: LaunchSpec) -> Launch:
+        """The session id of our choosing, and the hook file in the repository."""
+        return Launch(
+            args=["--session-id", spec.session_id],
+            cwd_files={hook_file(spec): json.dumps(hooks(), indent=1)},
+        )
+
+    def read_usage(self, query: UsageQuery) -> UsageRecord | None:
+        """Tokens per model from the session's `session.shutdown` event, if it was written."""
+        events = home(query.env, "COPILOT_HOME", ".copilot") / "session-state"
+        path = events / query.session_id / "events.jsonl"
+        if not path.is_file():
+            return None
+        shutdown = None
+        for event in json_lines(path):
+            if event.get("type") == "session.shutdown" and isinstance(event.get("data"), dict):
+                shutdown = event["data"]
+        if shutdown is None:
+            return None
+        per_model: dict[str, ModelTokens] = {}
+        metrics = shutdown.get("modelMetrics")
+        for model, entry in metrics.items() if isinstance(metrics, dict) else ():
+            usage = entry.get("usage") if isinstance(entry, dict) else None
+            if not isinstance(usage, dict):
+                continue
+            per_model.setdefault(str(model), ModelTokens()).add(
+                ModelTokens(
+                    input=number(usage.get("inputTokens")),
+                    output=number(usage.get("outputTokens")),
+                    cache_read=number(usage.get("cacheReadTokens")),
+                    cache_write=number(usage.get("cacheWriteTokens")),
+                )
+            )
+        return UsageRecord(per_model, source=str(path))
+
+
+DIALOGS = (
+    Dialog(
+        "folder-trust",
+        re.compile(r"Confirm folder trust|Do you trust the files in this folder", re.IGNORECASE),
+        ("Enter",),
+    ),
+)
+READY = re.compile(r"^\s*[┃│|]?\s*❯|/ commands · \? help")
+
+SPEC = CliSpec(
+    "copilot",
+    "copilot",
+    Copilot(),
+    ready=READY,
+    dialogs=DIALOGS,
+    prompt_flag=("-i",),
+    activation="file",
+)
