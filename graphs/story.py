@@ -20,10 +20,12 @@ from langgraph.graph import START, StateGraph
 from nodes import (
     done_node,
     failed_node,
+    gate_node,
     integrate_node,
     make_stage_node,
     over_budget_node,
     route_after_dev,
+    route_after_gate,
     route_after_integrate,
     route_after_po,
     route_after_qa,
@@ -56,6 +58,7 @@ STATE_TYPES = [
         "NudgeRecord",
         "RecoveryEntry",
         "Budget",
+        "GateRecord",
     )
 ] + [("orchestrator.agents.usage", "Usage")]
 
@@ -121,6 +124,8 @@ def build_story_graph() -> StateGraph[StoryState, StoryContext, StoryInput, Stor
     for stage, route in STAGE_ROUTES.items():
         builder.add_node(stage, make_stage_node(stage))  # type: ignore[call-overload, arg-type]
         builder.add_conditional_edges(stage, route)
+    builder.add_node("gate", gate_node)
+    builder.add_conditional_edges("gate", route_after_gate)
     builder.add_node("integrate", integrate_node)  # type: ignore[call-overload]
     builder.add_conditional_edges("integrate", route_after_integrate)
     builder.add_node("done", done_node)

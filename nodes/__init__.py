@@ -1,9 +1,11 @@
 """One node per stage, the integrate node, plus the routing functions."""
 
+from nodes.gate import gate_node
 from nodes.integrate import integrate_node
 from nodes.routing import (
     failure_reason,
     route_after_dev,
+    route_after_gate,
     route_after_integrate,
     route_after_po,
     route_after_qa,
@@ -17,10 +19,12 @@ __all__ = [
     "done_node",
     "failed_node",
     "failure_reason",
+    "gate_node",
     "integrate_node",
     "make_stage_node",
     "over_budget_node",
     "route_after_dev",
+    "route_after_gate",
     "route_after_integrate",
     "route_after_po",
     "route_after_qa",

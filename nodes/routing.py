@@ -24,6 +24,19 @@ def _retry(state: StoryState) -> bool:
     return state.failed_attempts < state.policy.attempts_allowed(stage)
 
 
+def asks_person(state: StoryState) -> bool:
+    """The last attempt ended `needs_input` and the epic has a person answer such questions."""
+    if "on_needs_input" not in state.policy.gates or state.outcome is not None:
+        return False
+    last = state.recovery_log[-1] if state.recovery_log else None
+    return last is not None and last.stage == state.stage and last.problem == "needs_input"
+
+
+def person_asked_for(state: StoryState, gate: str) -> bool:
+    """A person rejected the story at `gate`: a revision (after_po) or fix round (after_qa)."""
+    return state.gate == gate and state.gate_action == "reject"
+
+
 def route_start(state: StoryState) -> StartAt:
     """Stories adopted mid-epic start where their file says they are."""
     return state.start_at
@@ -38,30 +51,38 @@ def budget_exceeded(state: StoryState) -> str | None:
     return f"story budget reached: {reason}" if reason else None
 
 
-def route_after_sm(state: StoryState) -> Literal["sm", "po", "failed", "over_budget"]:
+def route_after_sm(state: StoryState) -> Literal["sm", "po", "gate", "failed", "over_budget"]:
     """The draft goes to the PO; a failed attempt is retried or fails the story."""
     if budget_exceeded(state):
         return "over_budget"
+    if asks_person(state):
+        return "gate"
     if state.outcome is None:
         return "sm" if _retry(state) else "failed"
     return "po"
 
 
-def route_after_po(state: StoryState) -> Literal["po", "sm", "dev", "failed", "over_budget"]:
-    """GO goes to Dev, NO-GO back to SM for a revision (within bounds)."""
+def route_after_po(
+    state: StoryState,
+) -> Literal["po", "sm", "dev", "gate", "failed", "over_budget"]:
+    """GO goes to Dev (through a person at `after_po`), NO-GO back to SM for a revision."""
     if budget_exceeded(state):
         return "over_budget"
+    if asks_person(state):
+        return "gate"
     if state.outcome is None:
         return "po" if _retry(state) else "failed"
     if state.outcome == "approved":
-        return "dev"
+        return "gate" if "after_po" in state.policy.gates else "dev"
     return "sm" if state.po_revisions < state.policy.max_revisions else "failed"
 
 
-def route_after_dev(state: StoryState) -> Literal["dev", "qa", "failed", "over_budget"]:
+def route_after_dev(state: StoryState) -> Literal["dev", "qa", "gate", "failed", "over_budget"]:
     """Implemented goes to QA; Blocked fails the story."""
     if budget_exceeded(state):
         return "over_budget"
+    if asks_person(state):
+        return "gate"
     if state.outcome is None:
         return "dev" if _retry(state) else "failed"
     return "qa" if state.outcome == "implemented" else "failed"
@@ -69,12 +90,15 @@ def route_after_dev(state: StoryState) -> Literal["dev", "qa", "failed", "over_b
 
 def route_after_qa(
     state: StoryState,
-) -> Literal["qa", "dev", "integrate", "failed", "over_budget"]:
-    """A passing gate goes on to integrate (which costs nothing); a failing one back to Dev."""
+) -> Literal["qa", "dev", "integrate", "gate", "failed", "over_budget"]:
+    """A passing gate goes on to integrate (through a person at `after_qa`; merging costs
+    nothing, so a budget does not stop it); a failing one back to Dev."""
     if state.outcome is not None and not qa_failed(state) and not state.budget_stop:
-        return "integrate"
+        return "gate" if "after_qa" in state.policy.gates else "integrate"
     if budget_exceeded(state):
         return "over_budget"
+    if asks_person(state):
+        return "gate"
     if state.outcome is None:
         return "qa" if _retry(state) else "failed"
     return "dev" if state.qa_fix_rounds < state.policy.max_fix_rounds else "failed"
@@ -98,9 +122,25 @@ def route_after_integrate(
     return "over_budget" if budget_exceeded(state) else "dev"
 
 
+def route_after_gate(
+    state: StoryState,
+) -> Literal["sm", "po", "dev", "qa", "integrate", "failed"]:
+    """Where a person's answer sends the story."""
+    if state.gate == "after_po":
+        return "sm" if state.gate_action == "reject" else "dev"
+    if state.gate == "after_qa":
+        return "dev" if state.gate_action == "reject" else "integrate"
+    if state.gate_action == "reject":
+        return "failed"
+    return state.stage if state.stage in ("sm", "po", "dev", "qa") else "sm"  # type: ignore[return-value]
+
+
 def failure_reason(state: StoryState) -> str:
     """A sentence a user can act on, derived from how the story got to `failed`."""
     stage = state.stage or "sm"
+    if state.gate == "on_needs_input" and state.gate_action == "reject":
+        note = f": {state.person_note}" if state.person_note else ""
+        return f"a person stopped the story when its {stage} agent asked a question{note}"
     if state.outcome is None:
         last = next((e for e in reversed(state.recovery_log) if e.stage == stage), None)
         detail = f": {last.detail}" if last else ""

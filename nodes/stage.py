@@ -21,7 +21,7 @@ from typing import Any
 from langgraph.runtime import Runtime
 
 from nodes.accounting import live_reader, read_usage, run_budget_stop
-from nodes.routing import qa_failed, resolving_merge
+from nodes.routing import person_asked_for, qa_failed, resolving_merge
 from orchestrator.errors import OrchestratorError
 from orchestrator.git import (
     Workspace,
@@ -89,18 +89,22 @@ async def run_stage(
     story_file = Path(state.story_file) if state.story_file else None
     if story_file is None:
         story_file = await asyncio.to_thread(project.story_file, state.story_id)
-    revision = stage == "sm" and state.outcomes.get("po") == "rejected"
+    revision = stage == "sm" and (
+        state.outcomes.get("po") == "rejected" or person_asked_for(state, "after_po")
+    )
+    fix_round = stage == "dev" and (qa_failed(state) or person_asked_for(state, "after_qa"))
     request = StageRequest(
         stage,
         state.story_id,
         story_file,
         revision=revision,
-        fix_round=stage == "dev" and qa_failed(state) and not resolving,
+        fix_round=fix_round and not resolving,
         findings=Path(state.po_report) if revision and state.po_report else None,
         po_conditional=state.policy.po_conditional,
         conflicts=tuple(conflicts),
         merge_from=worktrees.branch if resolving and worktrees is not None else None,
         activation=profile.activation,
+        note=state.person_note,
     )
     agent_name = await asyncio.to_thread(project.agent_name, stage) if profile.agent_flag else ""
     cwd = root or context.project
@@ -349,6 +353,7 @@ def _succeeded(
 ) -> dict[str, Any]:
     update = _base_update(record, since)
     update["failed_attempts"] = 0
+    update["person_note"] = None  # a person's note is handed to one stage that succeeds
     update["outcomes"] = {record.stage: record.outcome}
     if output.story_file is not None:
         update["story_file"] = str(output.story_file)

@@ -15,10 +15,25 @@ import sys
 import traceback
 from collections.abc import Sequence
 from pathlib import Path
+from typing import TYPE_CHECKING
 
 from orchestrator.stages import STAGES
 
-SUBCOMMANDS = ("status", "sessions", "attach", "cleanup", "graph", "validate")
+if TYPE_CHECKING:
+    from orchestrator.app.config import EpicConfig
+    from orchestrator.app.runner import RunOptions
+
+SUBCOMMANDS = (
+    "status",
+    "sessions",
+    "attach",
+    "cleanup",
+    "graph",
+    "validate",
+    "approve",
+    "reject",
+    "reply",
+)
 EXIT_BAD_INPUT = 2  # ExitCode.BAD_INPUT, without importing the enum module before it is needed
 
 
@@ -33,13 +48,22 @@ def _load(path: str):  # -> EpicConfig
     return load_epic(Path(path))
 
 
+def _start(config: EpicConfig, options: RunOptions, *, simulate: bool) -> int:
+    """Preflight, then the run (new, resumed, or resumed for an answer); its exit code."""
+    from orchestrator.app.preflight import preflight
+    from orchestrator.app.runner import EpicRunner
+
+    problems, warnings = preflight(config, simulate)
+    for warning in warnings:
+        print(f"warning: {warning}", file=sys.stderr, flush=True)
+    if problems:
+        return _error("cannot start:\n  " + "\n  ".join(problems))
+    return asyncio.run(EpicRunner(config, options).run())
+
+
 def _run(args: argparse.Namespace) -> int:
     from orchestrator.app.plan import plan
-    from orchestrator.app.preflight import preflight
-    from orchestrator.app.runner import (
-        EpicRunner,
-        RunOptions,
-    )
+    from orchestrator.app.runner import RunOptions
 
     config = _load(args.epic)
     options = RunOptions(
@@ -61,13 +85,24 @@ def _run(args: argparse.Namespace) -> int:
             plan(config, selected, parallel=parallel, simulate=options.simulate, start_at=start_at)
         )
         return 0
-    problems, warnings = preflight(config, args.simulate)
-    for warning in warnings:
-        print(f"warning: {warning}", file=sys.stderr, flush=True)
-    if problems:
-        return _error("cannot start:\n  " + "\n  ".join(problems))
-    runner = EpicRunner(config, options)
-    return asyncio.run(runner.run())
+    return _start(config, options, simulate=args.simulate)
+
+
+def _answer(args: argparse.Namespace) -> int:
+    """approve / reject / reply: record the answer, then let a run resume the story."""
+    from orchestrator.app import people
+    from orchestrator.app.runner import RunOptions
+    from orchestrator.app.runs import load_records
+
+    config = _load(args.epic)
+    note = args.text if args.command == "reply" else args.note
+    said, run_id = people.give_answer(config, args.story, args.command, note)
+    print(said, flush=True)
+    if run_id is None:  # a live run resumes the story itself
+        return 0
+    simulate = any(r.simulate for r in load_records(config.state_dir) if r.run_id == run_id)
+    options = RunOptions(resume=True, only=[args.story], simulate=simulate, live=False)
+    return _start(config, options, simulate=simulate)
 
 
 def _manager(args: argparse.Namespace, *, writes: bool = False):  # -> TmuxAgentManager
@@ -173,6 +208,7 @@ def _graph(args: argparse.Namespace) -> int:
 def _status(args: argparse.Namespace) -> int:
     import json
 
+    from orchestrator.app import people
     from orchestrator.app.isolation import story_standing
     from orchestrator.app.runlock import live_holder
     from orchestrator.git.worktrees import WORKTREES_DIR
@@ -187,8 +223,17 @@ def _status(args: argparse.Namespace) -> int:
         story_standing(method.open, trees, story_id, config.project)
         for story_id in config.story_ids
     ]
+    waiting = {s: people.load_waiting(config.state_dir, s) for s in config.story_ids}
     if args.json:
-        print(json.dumps([row.as_json() for row in rows], indent=2, ensure_ascii=False))
+        listed = [
+            {
+                **row.as_json(),
+                "waiting": (w := waiting[row.story])
+                and {**w.model_dump(mode="json"), "answer": w.commands()},
+            }
+            for row in rows
+        ]
+        print(json.dumps(listed, indent=2, ensure_ascii=False))
         return 0
     from rich.console import Console
     from rich.table import Table
@@ -201,6 +246,8 @@ def _status(args: argparse.Namespace) -> int:
     for row in rows:
         gate = f"{row.gate} ({row.gate_file})" if row.gate else ""
         start = row.start or f"not started: {row.reason}"
+        if (asked := waiting[row.story]) is not None:
+            start = f"waiting for a person ({asked.gate}): {asked.commands()[0]}"
         table.add_row(row.story, row.file or "", row.status_raw or "", row.state or "", gate, start)
     Console(width=None if sys.stdout.isatty() else 200).print(table)
     return 0
@@ -293,6 +340,20 @@ def build_command_parser() -> argparse.ArgumentParser:
     graph = commands.add_parser("graph", help="print the story graph (Mermaid, and ASCII)")
     graph.add_argument("--mermaid-only", action="store_true", help="print only the Mermaid text")
     graph.set_defaults(handler=_graph)
+
+    for name, text in (
+        ("approve", "let a story waiting for a person go on"),
+        ("reject", "send a waiting story back (after_po: to SM; after_qa: to Dev) or stop it"),
+        ("reply", "answer the question an agent asked (on_needs_input)"),
+    ):
+        answer = commands.add_parser(name, help=text)
+        answer.add_argument("epic")
+        answer.add_argument("story")
+        if name == "reply":
+            answer.add_argument("text", help="the answer, given to a fresh attempt of the stage")
+        else:
+            answer.add_argument("--note", required=name == "reject", help="what to change, or why")
+        answer.set_defaults(handler=_answer)
 
     validate = commands.add_parser("validate", help="check an epic.yaml and say what is wrong")
     validate.add_argument("epic")

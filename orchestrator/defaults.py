@@ -25,4 +25,5 @@ class ExitCode(IntEnum):
     OK = 0
     FAILED = 1  # a story failed, hit an internal error, or was skipped
     BAD_INPUT = 2  # bad input or environment; nothing was started
+    WAITING = 3  # stories wait for a person (approve / reject / reply), then --resume
     INTERRUPTED = 130  # SIGINT, SIGTERM or SIGHUP: sessions killed, run resumable

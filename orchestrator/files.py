@@ -35,6 +35,8 @@ STATE_ENTRIES = (
     "simulated",
     "git",
     "worktrees",
+    "waiting",
+    "answers",
 )
 # Entries audited one level deep only: they hold checkouts of the user's repository, whose own
 # links are the repository's business.

@@ -8,3 +8,7 @@ StageName = Literal["sm", "po", "dev", "qa"]
 STAGES: tuple[StageName, ...] = ("sm", "po", "dev", "qa")
 StartAt = Literal["sm", "po", "dev", "qa", "done"]  # where a story starts: a stage, or done
 StepName = Literal["sm", "po", "dev", "qa", "integrate"]  # a stage, or merging the story's work
+# Where a story can wait for a person: after the PO's GO (before Dev spends tokens), after QA
+# passed (before Done), and when an agent asked a question the nudges did not settle.
+GateName = Literal["after_po", "after_qa", "on_needs_input"]
+GATES: tuple[GateName, ...] = ("after_po", "after_qa", "on_needs_input")

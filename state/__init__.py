@@ -3,6 +3,7 @@
 from state.context import AgentSettings, GitSettings, StageSettings, StoryContext
 from state.story import (
     AttemptRecord,
+    GateRecord,
     NudgeRecord,
     RecoveryEntry,
     StoryInput,
@@ -14,6 +15,7 @@ from state.story import (
 __all__ = [
     "AgentSettings",
     "AttemptRecord",
+    "GateRecord",
     "GitSettings",
     "NudgeRecord",
     "RecoveryEntry",

@@ -21,7 +21,7 @@ from orchestrator.defaults import (
     DEFAULT_MAX_MERGE_ROUNDS,
     DEFAULT_MAX_REVISIONS,
 )
-from orchestrator.stages import StageName, StartAt, StepName
+from orchestrator.stages import GateName, StageName, StartAt, StepName
 
 EndReason = Literal[
     "done",
@@ -75,6 +75,7 @@ class StoryPolicy(BaseModel):
     po_conditional: Literal["approve", "reject"] = "approve"
     max_merge_rounds: int = DEFAULT_MAX_MERGE_ROUNDS
     budget: Budget | None = None  # the story's; past it the story stops after its stage
+    gates: list[GateName] = Field(default_factory=list)  # where the story waits for a person
 
     def attempts_allowed(self, stage: str) -> int:
         """How many attempts `stage` gets before the story fails."""
@@ -126,6 +127,19 @@ class RecoveryEntry(BaseModel):
     action: Literal["retry", "give up"]
 
 
+class GateRecord(BaseModel):
+    """A story waiting for a person at a gate, and the answer it got."""
+
+    gate: GateName
+    stage: StageName | None
+    question: str
+    asked_at: datetime
+    action: Literal["approve", "reject", "reply"]
+    note: str | None = None
+    by: str = ""  # the OS user who answered
+    answered_at: datetime
+
+
 StoryResult = Literal["done", "failed", "merge_conflict", "over_budget"]
 
 
@@ -161,6 +175,7 @@ class StoryOutput(BaseModel):
     merge_conflicts: list[str] = Field(default_factory=list)  # of the last conflicting merge
     # Why the story stopped for money: set by a stage that found the run's budget spent.
     budget_stop: str | None = None
+    gates_log: Annotated[list[GateRecord], operator.add] = Field(default_factory=list)
 
     @property
     def usage(self) -> UsageTotal:
@@ -179,3 +194,7 @@ class StoryState(StoryInput, StoryOutput):
     outcome: str | None = None
     stage_started_ns: int | None = None  # the watermark of the stage's output
     failed_attempts: int = 0  # consecutive failed attempts of the current stage
+    # The gate last passed and how (routing reads it); a person's note for the next stage.
+    gate: GateName | None = None
+    gate_action: Literal["approve", "reject", "reply"] | None = None
+    person_note: str | None = None

@@ -18,6 +18,7 @@ from typing import Annotated, Any, Literal
 from pydantic import BeforeValidator, Field, ValidationError, model_validator
 
 from orchestrator.agents.prices import ModelPrice
+from orchestrator.app.notify import NotifySettings
 from orchestrator.defaults import (
     DEFAULT_LOG_MAX_BYTES,
     DEFAULT_PREFIX,
@@ -26,7 +27,7 @@ from orchestrator.defaults import (
 )
 from orchestrator.errors import ConfigError
 from orchestrator.methods import DEFAULT_METHOD, MethodName, get_method
-from orchestrator.stages import StageName
+from orchestrator.stages import GateName, StageName
 from orchestrator.tmux.names import sanitise
 from orchestrator.units import ByteSize
 from state.context import (
@@ -115,6 +116,8 @@ class EpicConfig(Settings):
     budget: Budget | None = None  # per story: past it the story stops after its stage
     run_budget: Budget | None = None  # per run: past it no new stage starts
     pricing: dict[str, ModelPrice] = Field(default_factory=dict)  # USD per MTok, by model id
+    gates: list[GateName] = Field(default_factory=list)  # where stories wait for a person
+    notify: NotifySettings = Field(default_factory=NotifySettings)
     tmux: TmuxSettings = Field(default_factory=TmuxSettings)
     logs: LogSettings = Field(default_factory=LogSettings)
     state_dir: Path = Path(STATE_DIR_NAME)
@@ -229,6 +232,7 @@ class EpicConfig(Settings):
             po_conditional=self.po_conditional,
             max_merge_rounds=self.max_merge_rounds,
             budget=self.budget,
+            gates=list(dict.fromkeys(self.gates)),
         )
 
 

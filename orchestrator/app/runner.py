@@ -17,8 +17,10 @@ from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
 
-from orchestrator.app import isolation
+from orchestrator.app import isolation, people
 from orchestrator.app.config import EpicConfig
+from orchestrator.app.driver import StoryDriver
+from orchestrator.app.notify import Notifier, story_notice
 from orchestrator.app.runlock import RunLock
 from orchestrator.app.runs import (
     RunRecord,
@@ -29,16 +31,16 @@ from orchestrator.app.runs import (
     resumed_record,
     save_record,
     set_aside_broken_checkpoint,
-    story_report,
 )
 from orchestrator.app.schedule import Schedule
 from orchestrator.defaults import ExitCode
 from orchestrator.errors import CheckpointError, InputError
 from orchestrator.files import StateDir
 from orchestrator.git import Worktrees, check_repository
-from orchestrator.methods import Project, StartAt, StoryStanding, get_method
+from orchestrator.methods import Project, StartAt, get_method
 from orchestrator.tmux.names import new_run_id
 from orchestrator.ui.board import Display, make_display
+from orchestrator.watch import wait_for_output
 
 CHECKPOINT_FILE = "checkpoints.sqlite"
 # SIGHUP: the terminal closed or an ssh session ended; the run ends as if interrupted.
@@ -140,6 +142,8 @@ class EpicRunner:
             if changes:
                 print("accepting changes:\n  " + "\n  ".join(changes), flush=True)
             print(f"resuming run {record.run_id}", flush=True)
+            if self.options.simulate:
+                record = record.model_copy(update={"simulate": True})
         else:
             if previous is not None:
                 print(
@@ -154,6 +158,7 @@ class EpicRunner:
                 stories=self.selected,
                 epic_sha256=config.sha256,
                 settings=settings,
+                simulate=self.options.simulate,
             )
         record = record.model_copy(update={"interrupted": False})
         save_record(config.state_dir, record)
@@ -175,7 +180,7 @@ class EpicRunner:
         self.record = record
         self.context = config.story_context(
             record.run_id,
-            simulate=self.options.simulate,
+            simulate=record.simulate,
             adopt=self.options.resume,
             isolation=self.isolation,
         )
@@ -193,14 +198,24 @@ class EpicRunner:
         if self.removed:
             await self._kill_run_sessions(stories=set(self.removed))
         self.display: Display = make_display(self.selected, live=self.options.live)
+        self.notifier = Notifier(config.notify, manager.events)
         main = asyncio.current_task()
         loop = asyncio.get_running_loop()
         for sig in HANDLED_SIGNALS:
             loop.add_signal_handler(sig, self._interrupt, main, sig)
         try:
             async with sqlite_checkpointer(config.state_dir / CHECKPOINT_FILE) as saver:
-                self.graph = build_story_graph().compile(checkpointer=saver)
-                await self._seed_ledger()
+                self.driver = StoryDriver(
+                    graph=build_story_graph().compile(checkpointer=saver),
+                    config=config,
+                    context=self.context,
+                    record=record,
+                    worktrees=self.worktrees,
+                    start_at=self.start_at,
+                    on_event=self.display.event,
+                    on_start=lambda story: self.display.story(story, "running"),
+                )
+                await self.driver.seed_ledger(self.selected)
                 try:
                     await self._schedule()
                 except asyncio.CancelledError:
@@ -214,7 +229,9 @@ class EpicRunner:
                 await self._kill_run_sessions()
             await asyncio.to_thread(manager.server.remove_idle_socket)
             self.display.close()
-        return self._finish()
+        code = self._finish()
+        await self.notifier.drain()
+        return code
 
     def _interrupt(self, main: asyncio.Task[Any] | None, sig: signal.Signals) -> None:
         """A signal: end the run as interrupted (sessions killed, resumable)."""
@@ -238,6 +255,8 @@ class EpicRunner:
         )
         skipped_reported: set[str] = set()
         running: dict[asyncio.Task[StoryReport], str] = {}
+        waiting: set[str] = set()  # paused for a person: their slots are free
+        answers = people.answers_folder(self.config.state_dir, self.record.run_id)
 
         def report_skips() -> None:
             for story, reason in schedule.skipped.items():
@@ -245,19 +264,38 @@ class EpicRunner:
                     skipped_reported.add(story)
                     self._record(StoryReport(story_id=story, result="skipped", reason=reason))
 
+        def answered() -> list[str]:
+            run_id, folder = self.record.run_id, self.config.state_dir
+            return [s for s in sorted(waiting) if people.has_answer(folder, run_id, s)]
+
         try:
             while True:
                 report_skips()
+                for answered_story in answered()[: self.parallel - len(running)]:
+                    waiting.discard(answered_story)  # answered while the run went on: resume it
+                    running[asyncio.create_task(self._run_story(answered_story))] = answered_story
                 while len(running) < self.parallel and (story := schedule.next()) is not None:
                     running[asyncio.create_task(self._run_story(story))] = story
                 if not running:
-                    return
-                finished, _ = await asyncio.wait(running, return_when=asyncio.FIRST_COMPLETED)
+                    return  # only stories waiting for a person (or nothing) remain
+                watch: asyncio.Task[Any] = asyncio.create_task(
+                    wait_for_output(lambda: answered() or None, watch=[answers], timeout=86400)
+                )
+                pending: set[asyncio.Task[Any]] = {*running, *([watch] if waiting else [])}
+                finished, _ = await asyncio.wait(pending, return_when=asyncio.FIRST_COMPLETED)
+                watch.cancel()
                 for task in finished:
-                    story = running.pop(task)
-                    report = task.result()
+                    if task is watch:
+                        continue
+                    done_story = running.pop(task)
+                    report: StoryReport = task.result()
                     self._record(report)
-                    schedule.finished(story, done=report.result in FINAL, result=report.result)
+                    if report.result == "waiting":
+                        waiting.add(done_story)
+                    else:
+                        schedule.finished(
+                            done_story, done=report.result in FINAL, result=report.result
+                        )
         finally:
             for task in running:
                 task.cancel()
@@ -271,14 +309,24 @@ class EpicRunner:
 
     def _record(self, report: StoryReport) -> None:
         self.reports[report.story_id] = report
-        self.display.story(
-            report.story_id, report.result + (f": {report.reason}" if report.reason else "")
-        )
+        if report.result == "waiting" and report.waiting:
+            asked = report.waiting
+            self.display.waiting(
+                report.story_id, asked["gate"], asked["question"], asked.get("answer", [])
+            )
+        else:
+            reason = f": {report.reason}" if report.reason else ""
+            self.display.story(report.story_id, report.result + reason)
+        if notice := story_notice(report):
+            event, fields = notice
+            self.notifier.send(
+                event, epic=str(self.config.source), run_id=self.record.run_id, **fields
+            )
 
     async def _run_story(self, story: str) -> StoryReport:
         """One story through the graph; an unexpected error fails this story, not the run."""
         try:
-            return await self._drive_story(story)
+            return await self.driver.drive(story)
         except Exception as exc:
             manager = await asyncio.to_thread(self.context.manager)
             manager.events.write("story-error", story=story, error=f"{type(exc).__name__}: {exc}")
@@ -291,83 +339,21 @@ class EpicRunner:
                 ),
             )
 
-    async def _drive_story(self, story: str) -> StoryReport:
-        from state import StoryState
-
-        thread = self._thread(story)
-        snapshot = await self.graph.aget_state(thread)
-        payload: dict[str, Any] | None = None  # None: continue this thread's checkpoint
-        if snapshot.values and not snapshot.next and snapshot.values.get("result") == OVER_BUDGET:
-            # Stopped for money: go on from the stage it stopped after, with today's budget.
-            stopped = StoryState.model_validate(snapshot.values)
-            reset = {"policy": self.config.story_policy(), "result": None, "budget_stop": None}
-            await self.graph.aupdate_state(
-                thread, {**reset, "failure_reason": None}, as_node=stopped.stage
-            )
-            snapshot = await self.graph.aget_state(thread)
-        if not snapshot.values:
-            standing = await asyncio.to_thread(self._standing, story)
-            if standing.start is None:
-                return StoryReport(
-                    story_id=story,
-                    result="skipped",
-                    reason=standing.reason,
-                    story_file=standing.file,
-                    status_raw=standing.status_raw,
-                )
-            if standing.start == "done":
-                return StoryReport(story_id=story, result="already done", story_file=standing.file)
-            payload = {
-                "story_id": story,
-                "start_at": standing.start,
-                "policy": self.config.story_policy(),
-            }
-        if payload is not None or snapshot.next:
-            self.display.story(story, "running")
-            async for chunk in self.graph.astream(  # type: ignore[call-overload]
-                payload,
-                thread,
-                context=self.context,
-                durability="sync",
-                stream_mode="custom",
-            ):
-                if isinstance(chunk, dict) and "event" in chunk:
-                    self.display.event(chunk)
-        final = StoryState.model_validate((await self.graph.aget_state(thread)).values)
-        return story_report(final)
-
-    def _thread(self, story: str) -> Any:
-        return {"configurable": {"thread_id": f"{self.record.run_id}:{story}"}}
-
-    async def _seed_ledger(self) -> None:
-        """A resumed run's budget counts what its stories used before."""
-        from state import StoryState
-
-        ledger = self.context.ledger()
-        for story in self.selected:
-            values = (await self.graph.aget_state(self._thread(story))).values
-            if values:
-                for attempt in StoryState.model_validate(values).runs:
-                    ledger.add(attempt.usage)
-
-    def _standing(self, story: str) -> StoryStanding:
-        """Where a story starts: in its own worktree when an earlier run left one."""
-        return isolation.story_standing(
-            self.context.method_project,
-            self.worktrees,
-            story,
-            self.config.project,
-            start_at=self.start_at,
-            check_out=True,
-        )
-
     def _finish(self) -> int:
+        waits = "waits for a story that is waiting for a person; --resume once it is answered"
         reports = [
-            self.reports.get(s) or StoryReport(story_id=s, result="interrupted")
+            self.reports.get(s)
+            or StoryReport(
+                story_id=s,
+                result="interrupted" if self.interrupted else "skipped",
+                reason=None if self.interrupted else waits,
+            )
             for s in self.selected
         ]
         if self.interrupted:
             code = ExitCode.INTERRUPTED
+        elif any(r.result == "waiting" for r in reports):
+            code = ExitCode.WAITING
         elif all(r.result in ("done", "already done") for r in reports):
             code = ExitCode.OK
         else:
@@ -380,6 +366,7 @@ class EpicRunner:
             exit_code=code,
             isolation=self.isolation,
             branch=self.worktrees.branch if self.worktrees is not None else None,
+            narrowed=self.options.resume and bool(self.options.only),
         )
         self.display.summary(reports)
         if self.worktrees is not None:
@@ -393,4 +380,19 @@ class EpicRunner:
         print(f"report: {path}", flush=True)
         if self.interrupted:
             print(f"interrupted: resume with --resume (run {record.run_id})", flush=True)
+        for r in reports:
+            if r.result == "waiting" and r.waiting:
+                answer = "\n    ".join(r.waiting.get("answer") or [])
+                print(f"waiting for a person: story {r.story_id}; answer with:\n    {answer}")
+        counts = {
+            result: sum(r.result == result for r in reports)
+            for result in {r.result for r in reports}
+        }
+        self.notifier.send(
+            "run_finished",
+            epic=str(self.config.source),
+            run_id=record.run_id,
+            exit_code=int(code),
+            results=counts,
+        )
         return code

@@ -30,6 +30,7 @@ StoryResult = Literal[
     "failed",
     "merge_conflict",
     "over_budget",
+    "waiting",
     "skipped",
     "interrupted",
     "error",
@@ -50,6 +51,7 @@ class RunRecord(BaseModel):
     interrupted: bool = False
     # Its checkpoint was corrupt and was set aside: it cannot be resumed.
     abandoned: str | None = None
+    simulate: bool = False  # every agent was the simulated agent (a resume keeps that)
 
 
 class StoryReport(BaseModel):
@@ -77,6 +79,8 @@ class StoryReport(BaseModel):
     merge_rounds: int = 0
     merge_conflicts: list[str] = Field(default_factory=list)
     usage: UsageTotal = Field(default_factory=UsageTotal)  # per attempt: in `runs`
+    gates: list[dict[str, Any]] = Field(default_factory=list)  # each question and its answer
+    waiting: dict[str, Any] | None = None  # the open question of a story that waits
 
 
 class RunReport(BaseModel):
@@ -125,7 +129,7 @@ def last_unfinished(state_dir: Path, epic: Path) -> RunRecord | None:
 
 
 # Results a `--resume` goes on from: a run is not finished while a story has one of them.
-RESUMABLE = ("interrupted", "error", "over_budget")
+RESUMABLE = ("interrupted", "error", "over_budget", "waiting")
 
 
 def close_run(
@@ -137,9 +141,14 @@ def close_run(
     exit_code: int,
     isolation: str,
     branch: str | None,
+    narrowed: bool = False,
 ) -> tuple[RunRecord, Path]:
-    """Record how the run ended and write its report: (the record, the report's path)."""
-    finished = not interrupted and all(r.result not in RESUMABLE for r in reports)
+    """Record how the run ended and write its report: (the record, the report's path).
+
+    A resume narrowed to some stories (`--only`, an answer) never finishes the run: the others
+    are still to be resumed.
+    """
+    finished = not interrupted and not narrowed and all(r.result not in RESUMABLE for r in reports)
     record = record.model_copy(
         update={
             "finished": finished,
@@ -148,6 +157,11 @@ def close_run(
         }
     )
     save_record(state_dir, record)
+    if narrowed:  # the run's other stories keep their last account
+        earlier = load_report(state_dir, record.run_id)
+        fresh = {r.story_id: r for r in reports}
+        old = {r.story_id: r for r in earlier.stories} if earlier else {}
+        reports = [fresh.get(s) or old[s] for s in record.stories if s in fresh or s in old]
     report = RunReport(
         run_id=record.run_id,
         epic=record.epic,
@@ -161,6 +175,16 @@ def close_run(
         usage=sum_usage(r.usage for r in reports),
     )
     return record, save_report(state_dir, report)
+
+
+def load_report(state_dir: Path, run_id: str) -> RunReport | None:
+    """A run's last report, if it wrote one."""
+    try:
+        return RunReport.model_validate_json(
+            read_private(state_dir / "runs" / run_id / "report.json")
+        )
+    except (OSError, ValueError):
+        return None
 
 
 def save_report(state_dir: Path, report: RunReport) -> Path:
@@ -254,7 +278,10 @@ def resumed_record(
         selected = [s for s in config.story_ids if s in previous.stories or s in added]
     record = previous.model_copy(
         update={
-            "stories": selected,
+            # A narrowed resume keeps the run's other stories for a later `--resume`.
+            "stories": [s for s in config.story_ids if s in previous.stories or s in selected]
+            if narrowed
+            else selected,
             "epic_sha256": config.sha256,
             "settings": config.model_dump(mode="json"),
         }
@@ -289,6 +316,7 @@ def story_report(state: Any) -> StoryReport:
         merge_rounds=state.merge_rounds,
         merge_conflicts=state.merge_conflicts,
         usage=state.usage,
+        gates=[g.model_dump(mode="json") for g in state.gates_log],
     )
 
 

@@ -47,6 +47,7 @@ class StageRequest:
     merge_from: str | None = None
     # How the agent CLI calls up a BMad agent: slash | mention | agent | file (see agents.clis)
     activation: str = "slash"
+    note: str | None = None  # what a person answered at a gate, for this stage to act on
 
 
 @dataclass(frozen=True)

@@ -28,6 +28,10 @@ class Display(Protocol):
         """A stage event from the story graph (`stage-start`, `nudge`, `stage-end`)."""
         ...
 
+    def waiting(self, story: str, gate: str, question: str, answer: Sequence[str]) -> None:
+        """A story waits for a person: the question and the commands that answer it."""
+        ...
+
     def close(self) -> None:
         """The run is over: stop refreshing."""
         ...
@@ -81,6 +85,13 @@ class Board:
     def story(self, story: str, result: str) -> None:
         """Show a story's result (or that it runs)."""
         self.rows[story].result = result
+        self.rows[story].attach = ""
+
+    def waiting(self, story: str, gate: str, question: str, answer: Sequence[str]) -> None:
+        """Show that a story waits for a person, and how to answer."""
+        row = self.rows[story]
+        row.result = f"WAITING for a person ({gate})"
+        row.attach = f"{question.splitlines()[0] if question else ''} -> {' | '.join(answer)}"
 
     def event(self, event: dict[str, Any]) -> None:
         """Show a stage event."""
@@ -131,6 +142,13 @@ class PlainDisplay(Board):
         """Show a story's result (or that it runs)."""
         super().story(story, result)
         self._print(f"story {story}: {result}")
+
+    def waiting(self, story: str, gate: str, question: str, answer: Sequence[str]) -> None:
+        """Show that a story waits for a person, and how to answer."""
+        super().waiting(story, gate, question, answer)
+        self._print(f"story {story}: WAITING for a person ({gate}): {question}")
+        for command in answer:
+            self._print(f"story {story}:   answer: {command}")
 
     def event(self, event: dict[str, Any]) -> None:
         """Show a stage event."""
@@ -209,7 +227,8 @@ class LiveBoard(Board):
                     cells.append(Text(f"{cell.state} {_elapsed(cell.seconds)}", style=style))
                 else:
                     cells.append(Text("·", style="dim"))
-            table.add_row(row.story, *cells, row.spent, row.result)
+            style = "bold magenta" if row.result.startswith("WAITING") else ""
+            table.add_row(row.story, *cells, row.spent, Text(row.result, style=style))
             if row.attach:
                 watching.append(f"{row.story}: {row.attach}")
         footer = Text("\n".join(watching) if watching else "", style="dim")

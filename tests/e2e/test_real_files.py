@@ -90,6 +90,7 @@ def test_status_json_says_where_each_story_stands(demo: Path, socket: str) -> No
         "gate": "PASS",
         "start": "done",
         "reason": None,
+        "waiting": None,
     }
     assert rows["1.2"]["state"] == "unknown" and rows["1.2"]["start"] is None
     assert rows["1.2"]["status_raw"] == "Draft | Done" and "--start-at" in rows["1.2"]["reason"]

@@ -59,6 +59,7 @@ def test_validate_dry_run_and_status_on_a_real_install(installed: Path, socket: 
             "gate": None,
             "start": "sm",
             "reason": None,
+            "waiting": None,
         }
         for story in ("1.1", "1.2")
     ]

@@ -104,6 +104,7 @@ def prompt_fields(request: StageRequest, paths: BmadPaths) -> dict[str, str]:
         "conflicts": ", ".join(request.conflicts),
         "agent": activation.AGENTS[request.stage],
         "agent_file": activation.agent_file(request.stage),
+        "note": request.note or "",
     }
 
 
@@ -118,6 +119,7 @@ SAMPLE_FIELDS = {
     "conflicts": "src/app.py",
     "agent": "sm",
     "agent_file": ".bmad-core/agents/sm.md",
+    "note": "add a test for the empty title",
 }
 
 
@@ -198,7 +200,8 @@ def default_prompt(request: StageRequest, paths: BmadPaths) -> str:
             "change the story's Status."
         )
     head = activation.head(request.activation, request.stage, command, paths)
-    return f"{head}\n\n{task} {UNATTENDED}"
+    note = f"\n\nA person answered, and this round must act on it: {request.note}"
+    return f"{head}\n\n{task} {UNATTENDED}{note if request.note else ''}"
 
 
 def nudge_prompt(request: StageRequest, paths: BmadPaths) -> str:

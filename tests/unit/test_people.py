@@ -1,0 +1,111 @@
+"""Gates in routing, answers checked against their gate, and the URL redaction rule."""
+
+from __future__ import annotations
+
+from datetime import UTC, datetime
+
+import pytest
+
+from nodes.gate import pending_gate, question
+from nodes.routing import route_after_gate, route_after_po, route_after_qa, route_after_sm
+from orchestrator.app.notify import NotifySettings, redact_url
+from orchestrator.app.people import Waiting, make_answer
+from state import RecoveryEntry, StoryPolicy, StoryState
+
+GATED = StoryPolicy(gates=["after_po", "after_qa", "on_needs_input"])
+
+
+def state(**fields: object) -> StoryState:
+    return StoryState.model_validate({"story_id": "1.1", "policy": GATED, **fields})
+
+
+def asked(stage: str) -> RecoveryEntry:
+    return RecoveryEntry(
+        at=datetime.now(UTC),
+        stage=stage,  # type: ignore[arg-type]
+        attempt=1,
+        problem="needs_input",
+        detail="asked",
+        last_screen=["? Override the checklist?", ""],
+        action="retry",
+    )
+
+
+def test_gates_stand_between_stages_only_where_the_epic_asks() -> None:
+    assert route_after_po(state(stage="po", outcome="approved")) == "gate"
+    passed = state(stage="qa", outcome="PASS", outcomes={"qa": "PASS"})
+    assert route_after_qa(passed) == "gate"
+    stuck = state(stage="sm", outcome=None, failed_attempts=1, recovery_log=[asked("sm")])
+    assert route_after_sm(stuck) == "gate" and pending_gate(stuck) == "on_needs_input"
+    assert "Override the checklist?" in question(stuck, "on_needs_input")
+    ungated = stuck.model_copy(update={"policy": StoryPolicy()})
+    assert route_after_sm(ungated) == "sm"  # without the gate: the usual retry
+
+
+@pytest.mark.parametrize(
+    ("gate", "action", "stage", "to"),
+    [
+        ("after_po", "approve", "po", "dev"),
+        ("after_po", "reject", "po", "sm"),
+        ("after_qa", "approve", "qa", "integrate"),
+        ("after_qa", "reject", "qa", "dev"),
+        ("on_needs_input", "reply", "dev", "dev"),
+        ("on_needs_input", "reject", "dev", "failed"),
+    ],
+)
+def test_an_answer_sends_the_story_where_it_asks(
+    gate: str, action: str, stage: str, to: str
+) -> None:
+    assert route_after_gate(state(gate=gate, gate_action=action, stage=stage)) == to
+
+
+def waiting(gate: str) -> Waiting:
+    return Waiting(
+        run_id="r",
+        epic="/p/epic.yaml",
+        story="1.1",
+        gate=gate,  # type: ignore[arg-type]
+        stage="po",
+        question="?",
+        interrupt_id="i",
+        asked_at=datetime.now(UTC),
+    )
+
+
+def test_answers_must_fit_their_gate() -> None:
+    with pytest.raises(ValueError, match="approve or reject it"):
+        make_answer(waiting("after_po"), "reply", "text")
+    with pytest.raises(ValueError, match="reject needs --note"):
+        make_answer(waiting("after_qa"), "reject", None)
+    answer = make_answer(waiting("on_needs_input"), "reply", "yes")
+    assert (answer.interrupt_id, answer.note) == ("i", "yes") and answer.by
+    assert waiting("on_needs_input").commands()[0].endswith("reply /p/epic.yaml 1.1 'YOUR ANSWER'")
+
+
+def test_a_webhook_url_shows_only_its_scheme_and_host() -> None:
+    url = "https://user:pw@hooks.example.com:8443/services/T1/B2/SECRETPATH?token=SECRETQUERY"
+    shown = redact_url(url)
+    assert shown.startswith("https://hooks.example.com:8443/…#")
+    for secret in ("user", "pw", "SECRETPATH", "SECRETQUERY", "services"):
+        assert secret not in shown
+    dumped = NotifySettings(webhook=url).model_dump_json()  # what run.json keeps
+    assert "SECRET" not in dumped and "hooks.example.com" in dumped
+    assert redact_url(url) != redact_url(url + "x")  # two URLs stay apart
+    with pytest.raises(ValueError, match="http:// or https://"):
+        NotifySettings(webhook="file:///etc/passwd")
+
+
+def test_an_answer_to_an_older_question_is_dropped_never_used(tmp_path: object) -> None:
+    from pathlib import Path
+
+    from orchestrator.app.people import has_answer, save_answer, take_answer
+
+    state = Path(str(tmp_path)) / "state"
+    old = waiting("after_po")
+    save_answer(state, old, make_answer(old, "approve", None))
+    assert has_answer(state, "r", "1.1")
+    assert take_answer(state, "r", "1.1", interrupt_id="a-newer-question") is None
+    assert not has_answer(state, "r", "1.1")  # dropped, not kept for later
+    save_answer(state, old, make_answer(old, "approve", "ok"))
+    taken = take_answer(state, "r", "1.1", interrupt_id="i")
+    assert taken is not None and taken.note == "ok"
