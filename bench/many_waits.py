@@ -17,7 +17,8 @@ import threading
 import time
 from pathlib import Path
 
-from orchestrator.watch import shared_watcher, wait_for_output
+from orchestrator.filewatch import shared_watcher
+from orchestrator.watch import wait_for_output
 
 
 def cpu_seconds() -> float:

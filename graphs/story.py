@@ -99,7 +99,10 @@ def check_sqlite_checkpoint(path: Path) -> None:
 async def sqlite_checkpointer(path: Path) -> AsyncIterator[AsyncSqliteSaver]:
     """An async SQLite checkpointer for the story graph, its file owner-only.
 
-    Raises `CheckpointError` when the file exists but is truncated or corrupt.
+    The journal is a WAL synced at checkpoints, not at every commit (`synchronous=NORMAL`): a
+    commit survives the orchestrator being killed at any point, only an OS crash or power loss
+    can take back the last few steps. Raises `CheckpointError` when the file exists but is
+    truncated or corrupt.
     """
     import aiosqlite
     from langgraph.checkpoint.sqlite.aio import AsyncSqliteSaver
@@ -109,7 +112,8 @@ async def sqlite_checkpointer(path: Path) -> AsyncIterator[AsyncSqliteSaver]:
     os.close(await asyncio.to_thread(open_private, path, os.O_WRONLY))
     async with aiosqlite.connect(str(path)) as conn:
         saver = AsyncSqliteSaver(conn, serde=checkpoint_serializer())
-        await saver.setup()
+        await saver.setup()  # also switches the journal to WAL
+        await conn.execute("PRAGMA synchronous=NORMAL")
         yield saver
 
 

@@ -1,10 +1,8 @@
 """Waiting for a stage's output: fast, cheap, and never fooled.
 
-One `FileWatcher` per event loop watches every directory any waiter cares about with a single
-watchfiles `awatch` (each awatch holds an anyio worker thread and anyio allows 40, so 50 stories
-each with their own watcher would queue). Waiters subscribe to directories and re-evaluate their
-predicate when something there changes, and on a periodic tick that also covers the race of a
-file written before the watch was registered.
+A wait subscribes to the folders that can complete it on the event loop's shared watcher
+(`filewatch`) and re-evaluates its predicate when something there changes, and on the
+watcher's periodic tick.
 
 `wait_for_output` ends with one typed reason: done (a valid output, and the agent's turn is
 over), agent_gone, timeout, stalled, cancelled or needs_input. It knows the agent only through a
@@ -17,11 +15,12 @@ import asyncio
 import os
 import tempfile
 import time
-import weakref
 from collections.abc import Awaitable, Callable, Iterable
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any, Generic, Literal, Protocol, TypeVar
+
+from orchestrator.filewatch import FileWatcher, shared_watcher
 
 T = TypeVar("T")
 WaitReason = Literal[
@@ -29,9 +28,6 @@ WaitReason = Literal[
 ]
 TurnEnd = Literal["signal", "exit", "quiet", "immediate"]
 NudgeReason = Literal["turn_end", "attention"]
-
-STEP_MS = 10  # watchfiles' default 50 ms step means ~100 ms latency; 10 ms gives ~11 ms
-TICK_MS = 500  # empty batches this often: liveness checks and missed-event insurance
 
 
 def filesystem_now(folder: Path) -> int:
@@ -48,128 +44,6 @@ def filesystem_now(folder: Path) -> int:
     finally:
         os.close(fd)
         os.unlink(marker)
-
-
-class Subscription:
-    """A waiter's interest in some directories; `wait()` returns at the next relevant batch."""
-
-    def __init__(self, watcher: FileWatcher, dirs: Iterable[Path]) -> None:
-        self.watcher = watcher
-        self.dirs = frozenset(Path(d).resolve() for d in dirs)
-        self.changed: set[Path] = set()
-        self._event = asyncio.Event()
-
-    def notify(self, paths: set[Path]) -> None:
-        """Wake the waiter: `paths` changed (an empty set is the periodic tick)."""
-        self.changed |= paths
-        self._event.set()
-
-    async def wait(self) -> set[Path]:
-        """Wait for a change or a tick; returns (and clears) the changed paths."""
-        await self._event.wait()
-        self._event.clear()
-        changed, self.changed = self.changed, set()
-        return changed
-
-    def __enter__(self) -> Subscription:
-        return self
-
-    def __exit__(self, *exc: object) -> None:
-        self.watcher.unsubscribe(self)
-
-
-class FileWatcher:
-    """One watchfiles watcher shared by all waiters of an event loop.
-
-    Directories that do not exist yet are watched through their nearest existing ancestor; when
-    one appears (or a watched one is deleted and recreated, which silences inotify) the watcher
-    restarts with the new set.
-    """
-
-    def __init__(self, *, step_ms: int = STEP_MS, tick_ms: int = TICK_MS) -> None:
-        self.step_ms = step_ms
-        self.tick_ms = tick_ms
-        self._subs: set[Subscription] = set()
-        self._task: asyncio.Task[None] | None = None
-        self._restart = asyncio.Event()
-
-    def subscribe(self, dirs: Iterable[Path]) -> Subscription:
-        """Watch `dirs` for a waiter; the watcher starts (or widens) as needed."""
-        sub = Subscription(self, dirs)
-        self._subs.add(sub)
-        if self._task is None or self._task.done():
-            self._task = asyncio.get_running_loop().create_task(self._run(), name="bmad-watcher")
-        elif not sub.dirs <= self._watched_dirs:
-            self._restart.set()
-        return sub
-
-    def unsubscribe(self, sub: Subscription) -> None:
-        """The waiter is done; the watcher stops with its last waiter."""
-        self._subs.discard(sub)
-        if not self._subs and self._task is not None:
-            self._task.cancel()
-            self._task = None
-
-    @property
-    def _watched_dirs(self) -> frozenset[Path]:
-        return getattr(self, "_current_dirs", frozenset())
-
-    def _roots(self) -> tuple[frozenset[Path], frozenset[Path]]:
-        wanted = frozenset(d for sub in self._subs for d in sub.dirs)
-        roots = frozenset(_nearest_existing(d) for d in wanted)
-        return wanted, roots
-
-    async def _run(self) -> None:
-        from watchfiles import awatch
-
-        while self._subs:
-            wanted, roots = self._roots()
-            self._current_dirs = frozenset(d for d in wanted if d in roots)
-            self._restart = asyncio.Event()
-            # Anything may have happened while no watch was registered: let everyone look.
-            self._dispatch(set(), tick=True)
-            try:
-                async for batch in awatch(
-                    *roots,
-                    watch_filter=None,
-                    recursive=False,
-                    step=self.step_ms,
-                    rust_timeout=self.tick_ms,
-                    yield_on_timeout=True,
-                    stop_event=self._restart,
-                ):
-                    paths = {Path(p) for _, p in batch}
-                    self._dispatch(paths, tick=not batch)
-                    if any(p in roots or p in wanted for p in paths) or self._roots()[1] != roots:
-                        break  # a watched folder appeared, vanished or was replaced: re-register
-            except FileNotFoundError:
-                continue  # a root vanished between choosing it and watching it
-
-    def _dispatch(self, paths: set[Path], *, tick: bool) -> None:
-        for sub in list(self._subs):
-            relevant = {p for p in paths if p.parent in sub.dirs or p in sub.dirs}
-            if relevant or tick:
-                sub.notify(relevant)
-
-
-def _nearest_existing(path: Path) -> Path:
-    while not path.is_dir() and path.parent != path:
-        path = path.parent
-    return path
-
-
-_shared: weakref.WeakKeyDictionary[asyncio.AbstractEventLoop, FileWatcher] = (
-    weakref.WeakKeyDictionary()
-)
-
-
-def shared_watcher() -> FileWatcher:
-    """The watcher of the running event loop (created on first use)."""
-    loop = asyncio.get_running_loop()
-    watcher = _shared.get(loop)
-    if watcher is None:
-        watcher = _shared[loop] = FileWatcher()
-    return watcher
 
 
 @dataclass(frozen=True)
@@ -286,12 +160,14 @@ async def wait_for_output(
     def is_activity(path: Path) -> bool:
         return path.parent in outputs or path in outputs or path in activity_files
 
+    ancestors = {parent for d in outputs for parent in d.parents}
+
     def concerns_us(path: Path) -> bool:
         # Other sessions' logs share our folders: their output must not re-run our check.
         # Ancestors of a watched folder count, so a folder created late is noticed.
-        if path in activity_files or path in signal_files:
+        if path in activity_files or path in signal_files or path in outputs:
             return True
-        return any(path == d or d in path.parents or path in d.parents for d in outputs)
+        return path in ancestors or not outputs.isdisjoint(path.parents)
 
     async def evaluate() -> T | None:
         if asyncio.iscoroutinefunction(check):
@@ -344,6 +220,8 @@ async def wait_for_output(
                     reason: NudgeReason | None = (
                         "turn_end" if turn_end.take() else "attention" if attention.take() else None
                     )
+                    if reason is not None and await evaluate() is not None:
+                        continue  # the output landed between the check and the signal: look again
                     if reason is not None and nudge is not None:
                         if not await nudge(reason):
                             return result(

@@ -10,10 +10,10 @@ import sys
 from collections.abc import AsyncIterator
 from pathlib import Path
 
+from orchestrator.filewatch import shared_watcher
 from orchestrator.tmux.model import AgentSession
 from orchestrator.tmux.names import tmux_literal
 from orchestrator.tmux.server import TmuxServer
-from orchestrator.watch import shared_watcher
 
 LOGCAP = Path(__file__).with_name("logcap.py")
 _ANSI = re.compile(r"\x1b\[[0-?]*[ -/]*[@-~]|\x1b\][^\x07\x1b]*(\x07|\x1b\\)|\x1b[@-_]|\r")

@@ -126,6 +126,37 @@ class TmuxServer:
             rows.append(_info(values, now))
         return rows
 
+    def session_and_screen(
+        self, prefix: str, name: str, start: int
+    ) -> tuple[SessionInfo | None, list[str]]:
+        """The session called `name` (if it is of `prefix`) and its pane text, in one call."""
+        result = self.libtmux.cmd(
+            *("list-panes", "-F", _FORMAT, "-s", "-t", f"={name}"),
+            *(";", "capture-pane", "-p", "-J", "-t", f"={name}:", "-S", str(start)),
+        )
+        if not result.stdout:
+            joined = " ".join(result.stderr)
+            if not result.stderr or any(sign in joined for sign in _NO_SERVER):
+                return None, []
+            raise TmuxError(f"tmux list-panes: {joined}")
+        values = dict(zip(_FIELDS, result.stdout[0].split("\t"), strict=False))
+        if values.get("session_name") != name or not name.startswith(f"{prefix}-"):
+            return None, []
+        lines = list(result.stdout[1:])
+        while lines and not lines[-1].strip():
+            lines.pop()
+        return _info(values, time.time()), lines
+
+    def session_names(self) -> frozenset[str]:
+        """The names of every session on the server (none when it is not running)."""
+        result = self.libtmux.cmd("list-sessions", "-F", "#{session_name}")
+        if result.stderr:
+            joined = " ".join(result.stderr)
+            if any(sign in joined for sign in _NO_SERVER):
+                return frozenset()
+            raise TmuxError(f"tmux list-sessions: {joined}")
+        return frozenset(result.stdout)
+
     def capture(self, name: str, start: int | None = None, end: int | None = None) -> list[str]:
         """Pane text; `start`/`end` are tmux lines (negative = scrollback, None = screen edges)."""
         args = ["capture-pane", "-p", "-J", "-t", f"={name}:"]

@@ -20,6 +20,7 @@ import functools
 import json
 import os
 import time
+import weakref
 from collections.abc import Mapping
 from pathlib import Path
 from typing import Any
@@ -78,6 +79,11 @@ class TmuxAgentManager:
         self.read_only = read_only
         self.events = EventLog(None if read_only else self.state)
         self.locks = delivery.InputLocks(self.state)
+        self._live: frozenset[str] = frozenset()
+        self._live_at = float("-inf")
+        self._live_locks: weakref.WeakKeyDictionary[asyncio.AbstractEventLoop, asyncio.Lock] = (
+            weakref.WeakKeyDictionary()
+        )
 
     @property
     def socket(self) -> str:
@@ -168,6 +174,18 @@ class TmuxAgentManager:
         """Whether a session of exactly this name exists."""
         return await asyncio.to_thread(self.server.exists, name)
 
+    async def live_names(self, since: float) -> frozenset[str]:
+        """Every session name on the server, listed at or after `since` (`time.monotonic()`).
+
+        All waiting stages share one listing per interval instead of one tmux call each.
+        """
+        lock = self._live_locks.setdefault(asyncio.get_running_loop(), asyncio.Lock())
+        async with lock:
+            if self._live_at < since:
+                self._live_at = time.monotonic()
+                self._live = await asyncio.to_thread(self.server.session_names)
+        return self._live
+
     async def info(self, name: str) -> SessionInfo | None:
         """Fresh facts about `name` from tmux, or None if there is no such session."""
         rows = await asyncio.to_thread(self.server.sessions, self.prefix, name)
@@ -227,16 +245,14 @@ class TmuxAgentManager:
         return await asyncio.to_thread(self._kill, name, grace)
 
     def _kill(self, name: str, grace: float) -> bool:
-        rows = [row for row in self.server.sessions(self.prefix, name) if row.name == name]
-        if not rows:
+        started = time.monotonic()
+        row, last = self.server.session_and_screen(self.prefix, name, -200)
+        if row is None:
             if not self.read_only:
                 self._reap(self._record_path(name), grace)
             return False
-        row = rows[0]
-        started = time.monotonic()
         if row.log_path is not None:
-            with contextlib.suppress(SessionNotFound, OSError, StateDirError):
-                last = self.server.capture(name, -200, None)
+            with contextlib.suppress(OSError, StateDirError):
                 write_private(row.log_path.with_suffix(".screen.txt"), "\n".join(last) + "\n")
         forced = terminate_session(row.pane_pid, grace) if row.pane_pid else []
         self.server.kill_session(name)
@@ -323,7 +339,8 @@ class SessionProbe:
         self.session = session
         self.watched = [session.exit_file.parent, session.log_path.parent]
         self.activity = [session.log_path, session.exit_file]
-        self._next_check = 0.0
+        self._created = time.monotonic()  # the session existed then: it was spawned before
+        self._next_check = self._created + self.SESSION_CHECK_INTERVAL
 
     def exited(self) -> int | None:
         """The agent's exit status, if its wrapper recorded one."""
@@ -334,12 +351,13 @@ class SessionProbe:
         return int(text) if text.lstrip("-").isdigit() else -1
 
     async def vanished(self) -> bool:
-        """Whether the session is gone from tmux (asked at most every few seconds)."""
+        """Whether the session is gone from tmux, from a list at most a few seconds old."""
         now = time.monotonic()
         if now < self._next_check:
             return False
         self._next_check = now + self.SESSION_CHECK_INTERVAL
-        return not await self.manager.exists(self.session.name)
+        since = max(self._created, now - self.SESSION_CHECK_INTERVAL)
+        return self.session.name not in await self.manager.live_names(since)
 
     async def screen(self) -> list[str]:
         """The last 40 non-blank lines: a dead pane pads its screen with blank rows."""

@@ -4,13 +4,15 @@ from __future__ import annotations
 
 import asyncio
 import threading
+from dataclasses import dataclass
 from pathlib import Path
 
 import pytest
 
 from orchestrator.agents.profiles import make_profile
+from orchestrator.filewatch import FileWatcher, shared_watcher
 from orchestrator.tmux import TmuxAgentManager
-from orchestrator.watch import FileWatcher, filesystem_now, shared_watcher, wait_for_output
+from orchestrator.watch import filesystem_now, wait_for_output
 
 
 def exists_with(path: Path, marker: str = ""):
@@ -85,7 +87,7 @@ async def test_cancel_event_ends_with_cancelled(tmp_path: Path) -> None:
 
 
 async def test_task_cancellation_leaves_nothing_running(tmp_path: Path) -> None:
-    watcher = FileWatcher()
+    watcher = FileWatcher(idle_stop=0.0)
     waiter = asyncio.create_task(
         wait_for_output(lambda: None, watch=[tmp_path], timeout=30, watcher=watcher)
     )
@@ -95,7 +97,80 @@ async def test_task_cancellation_leaves_nothing_running(tmp_path: Path) -> None:
     with pytest.raises(asyncio.CancelledError):
         await waiter
     assert watcher._subs == set()
-    assert watcher._task is None
+    assert watcher._task is not None
+    await asyncio.wait_for(watcher._task, timeout=10)  # it stops by itself once idle
+
+
+async def test_the_next_waiter_reuses_the_registered_watch(tmp_path: Path) -> None:
+    watcher = FileWatcher()
+    first, second = tmp_path / "a" / "out.md", tmp_path / "b" / "out.md"
+    for target in (first, second):
+        target.parent.mkdir()
+        target.write_text("done")
+    for target in (first, second, first):
+        result = await wait_for_output(
+            exists_with(target), watch=[tmp_path / "a", tmp_path / "b"], timeout=30, watcher=watcher
+        )
+        assert result.reason == "done"
+    assert watcher.registrations == 1
+    assert watcher._task is not None and not watcher._task.done()
+    watcher._task.cancel()
+
+
+@dataclass(frozen=True)
+class _Output:
+    written_ns: int
+
+
+class _QuietProbe:
+    """A probe of an agent that neither exits nor vanishes."""
+
+    def __init__(self, folder: Path) -> None:
+        self.watched = [folder]
+        self.activity: list[Path] = []
+
+    def exited(self) -> int | None:
+        return None
+
+    async def vanished(self) -> bool:
+        return False
+
+    async def screen(self) -> list[str]:
+        return []
+
+
+async def test_output_landing_between_check_and_turn_end_is_not_nudged(tmp_path: Path) -> None:
+    turn_end = tmp_path / "turn-end.json"
+    out = tmp_path / "out.md"
+    looks = 0
+
+    def check() -> _Output | None:
+        nonlocal looks
+        looks += 1
+        if looks == 1:  # the agent writes its output, then its turn-end, right after this look
+            out.write_text("done")
+            turn_end.write_text("{}")
+            return None
+        return _Output(out.stat().st_mtime_ns) if out.exists() else None
+
+    nudges: list[str] = []
+
+    async def nudge(reason: str) -> bool:
+        nudges.append(reason)
+        return True
+
+    result = await wait_for_output(
+        check,
+        watch=[tmp_path],
+        probe=_QuietProbe(tmp_path),
+        turn_end_file=turn_end,
+        signals_since_ns=filesystem_now(tmp_path / "marks"),
+        settle=30,
+        timeout=30,
+        nudge=nudge,
+    )
+    assert (result.reason, result.turn) == ("done", "signal")
+    assert nudges == []
 
 
 async def test_agent_exit_without_output_ends_the_wait_at_once(
@@ -180,7 +255,7 @@ async def test_fifty_concurrent_waits_share_one_watcher(tmp_path: Path) -> None:
     assert [r.reason for r in results] == ["done"] * 50
     # One watcher thread (plus a few to_thread workers for the checks), not 50.
     assert threading.active_count() - threads_before < 12
-    assert watcher._task is None  # stopped when the last waiter left
+    assert watcher.registrations <= 3  # not one per waiter or per new folder
 
 
 def test_filesystem_now_orders_with_later_writes(tmp_path: Path) -> None:

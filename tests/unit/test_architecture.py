@@ -18,6 +18,13 @@ MAX_LINES = 400
 NEVER_IMPORTS = {
     "orchestrator.tmux": ("nodes", "graphs", "state", "orchestrator.methods", "orchestrator.app"),
     "orchestrator.watch": ("nodes", "graphs", "state", "orchestrator.tmux", "orchestrator.methods"),
+    "orchestrator.filewatch": (
+        "nodes",
+        "graphs",
+        "state",
+        "orchestrator.tmux",
+        "orchestrator.methods",
+    ),
     "orchestrator.methods": ("nodes", "graphs", "state", "orchestrator.app", "orchestrator.tmux"),
     "orchestrator.agents": ("nodes", "graphs", "state", "orchestrator.app", "orchestrator.tmux"),
     "orchestrator.git": (

@@ -96,12 +96,38 @@ def _names_story(path: Path, story_id: str) -> bool:
 
     `story: 1.10` unquoted is the number 1.1 to YAML, so only a string counts.
     """
+    named = _named_story(path)
+    return named is not None and named == story_id.lower()
+
+
+_NAMED: dict[Path, tuple[tuple[int, int, int, int], str | None]] = {}
+_NAMED_MAX = 4096
+
+
+def _named_story(path: Path) -> str | None:
+    """The quoted `story:` id a gate file names (lower case), read once per version of the file.
+
+    Every waiting QA stage looks through the whole gates folder on each change; without this,
+    each look would read every other story's gate again.
+    """
+    try:
+        info = path.stat()
+    except OSError:
+        return None
+    version = (info.st_ino, info.st_size, info.st_mtime_ns, info.st_ctime_ns)
+    cached = _NAMED.get(path)
+    if cached is not None and cached[0] == version:
+        return cached[1]
     try:
         head = path.read_text(errors="replace")[:2000]
     except OSError:
-        return False
+        return None
     match = re.search(r"^story[ \t]*:[ \t]*(['\"])(?P<id>[^'\"\r\n]+)\1", head, re.M)
-    return match is not None and match.group("id").strip().lower() == story_id.lower()
+    named = match.group("id").strip().lower() if match else None
+    if len(_NAMED) >= _NAMED_MAX:
+        _NAMED.clear()
+    _NAMED[path] = (version, named)
+    return named
 
 
 def read_gate_file(path: Path) -> str | None:
