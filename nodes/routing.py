@@ -51,14 +51,19 @@ def budget_exceeded(state: StoryState) -> str | None:
     return f"story budget reached: {reason}" if reason else None
 
 
-def route_after_sm(state: StoryState) -> Literal["sm", "po", "gate", "failed", "over_budget"]:
-    """The draft goes to the PO; a failed attempt is retried or fails the story."""
+def route_after_sm(
+    state: StoryState,
+) -> Literal["sm", "po", "dev", "gate", "failed", "over_budget"]:
+    """The draft goes to the PO; a method without a PO (BMad v6) goes on to Dev as after a GO.
+    A failed attempt is retried or fails the story."""
     if budget_exceeded(state):
         return "over_budget"
     if asks_person(state):
         return "gate"
     if state.outcome is None:
         return "sm" if _retry(state) else "failed"
+    if "po" not in state.policy.stages:
+        return "gate" if "after_po" in state.policy.gates else "dev"
     return "po"
 
 
@@ -77,8 +82,13 @@ def route_after_po(
     return "sm" if state.po_revisions < state.policy.max_revisions else "failed"
 
 
-def route_after_dev(state: StoryState) -> Literal["dev", "qa", "gate", "failed", "over_budget"]:
-    """Implemented goes to QA; Blocked fails the story."""
+def route_after_dev(
+    state: StoryState,
+) -> Literal["dev", "qa", "gate", "integrate", "failed", "over_budget"]:
+    """Implemented goes to QA; complete (reviewed already, as build-auto does) goes on as after a
+    passing QA; Blocked fails the story."""
+    if state.outcome == "complete" and not state.budget_stop:
+        return "gate" if "after_qa" in state.policy.gates else "integrate"
     if budget_exceeded(state):
         return "over_budget"
     if asks_person(state):
@@ -93,6 +103,8 @@ def route_after_qa(
 ) -> Literal["qa", "dev", "integrate", "gate", "failed", "over_budget"]:
     """A passing gate goes on to integrate (through a person at `after_qa`; merging costs
     nothing, so a budget does not stop it); a failing one back to Dev."""
+    if state.outcome == "blocked":
+        return "failed"
     if state.outcome is not None and not qa_failed(state) and not state.budget_stop:
         return "gate" if "after_qa" in state.policy.gates else "integrate"
     if budget_exceeded(state):
@@ -150,8 +162,12 @@ def failure_reason(state: StoryState) -> str:
             f"PO rejected the story (NO-GO) after {state.po_revisions} revision(s); "
             f"max_revisions is {state.policy.max_revisions}"
         )
+    said = state.runs[-1].detail if state.runs and state.runs[-1].stage == stage else ""
+    said = "" if said.strip().lower() == "blocked" else said  # v4 says only its Status
     if stage == "dev":
-        return "Dev reported the story Blocked"
+        return f"Dev reported the story Blocked{f' ({said})' if said else ''}"
+    if stage == "qa" and state.outcome == "blocked":
+        return f"QA's review pass ended blocked{f' ({said})' if said else ''}"
     if stage == "qa":
         return (
             f"QA gate {state.outcome} after {state.qa_fix_rounds} fix round(s); "

@@ -232,7 +232,8 @@ async def run_stage(
         end=result.reason,
         outcome=result.value.outcome if result.done and result.value is not None else None,
         exit_status=result.exit_status,
-        detail=result.detail,
+        # A done wait has nothing to say; its output may (a blocking condition, a count).
+        detail=result.value.detail if result.done and result.value is not None else result.detail,
         adopted=bool(session and session.adopted),
         turn=result.turn,
         nudges=nudges,
@@ -367,4 +368,6 @@ def _succeeded(
     if record.stage == "po":
         update["po_report"] = str(output.report) if output.report else None
         update["po_conditions"] = list(output.conditions)
+    elif output.conditions:
+        update["deferred"] = list(dict.fromkeys([*state.deferred, *output.conditions]))
     return update

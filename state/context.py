@@ -225,14 +225,15 @@ class StoryContext(Settings):
 
         with self._lock:
             if "worktrees" not in self._built:
-                install = get_method(self.method).open(self.project.resolve()).install_paths()
+                project = get_method(self.method).open(self.project.resolve())
                 self._built["worktrees"] = Worktrees(
                     self.project,
                     self.state_dir or self.project / STATE_DIR_NAME,
                     branch=self.git.branch or DEFAULT_INTEGRATION_BRANCH,
-                    install=install,
+                    install=project.install_paths(),
                     setup=self.git.setup,
                     setup_timeout=self.git.setup_timeout,
+                    merge_drivers=project.merge_drivers(),
                 )
             worktrees: Worktrees = self._built["worktrees"]
             return worktrees

@@ -21,7 +21,7 @@ from orchestrator.defaults import (
     DEFAULT_MAX_MERGE_ROUNDS,
     DEFAULT_MAX_REVISIONS,
 )
-from orchestrator.stages import GateName, StageName, StartAt, StepName
+from orchestrator.stages import STAGES, GateName, StageName, StartAt, StepName
 
 EndReason = Literal[
     "done",
@@ -76,6 +76,8 @@ class StoryPolicy(BaseModel):
     max_merge_rounds: int = DEFAULT_MAX_MERGE_ROUNDS
     budget: Budget | None = None  # the story's; past it the story stops after its stage
     gates: list[GateName] = Field(default_factory=list)  # where the story waits for a person
+    # The method's stages: BMad v6 has no PO (SM goes straight on), build-auto no SM.
+    stages: list[StageName] = Field(default_factory=lambda: list(STAGES))
 
     def attempts_allowed(self, stage: str) -> int:
         """How many attempts `stage` gets before the story fails."""
@@ -165,6 +167,8 @@ class StoryOutput(BaseModel):
     qa_fix_rounds: int = 0
     po_report: str | None = None  # the PO's last validation report, if it wrote one
     po_conditions: list[str] = Field(default_factory=list)  # of a CONDITIONAL GO
+    # Review findings left for later (v6 code-review's [Review][Defer], build-auto's deferred:).
+    deferred: list[str] = Field(default_factory=list)
     runs: Annotated[list[AttemptRecord], operator.add] = Field(default_factory=list)
     # Under worktree isolation: where the story worked, its branch, its commits and its merge.
     workdir: str | None = None  # the project folder inside the story's worktree

@@ -21,6 +21,7 @@ from orchestrator.tmux import TmuxAgentManager, TmuxServer, socket_path
 from tests.helpers import DEMO
 
 BMAD_V4 = "bmad-method@4.44.3"
+BMAD_V6 = {"6.10.0": "bmad-method@6.10.0", "6.11.0": "bmad-method@6.11.0"}
 FOLDER_MARKERS = {"unit": (), "tmux": ("tmux",), "e2e": ("tmux", "slow")}
 
 
@@ -97,3 +98,35 @@ def bmad_v4_install(tmp_path_factory: pytest.TempPathFactory) -> Path:
         if result.returncode == 0 and (target / ".bmad-core" / "install-manifest.yaml").exists():
             return target
     pytest.fail(f"the BMad installer failed: {output[-2000:]}")
+
+
+def _install_v6(tmp_path_factory: pytest.TempPathFactory, version: str) -> Path:
+    npx = shutil.which("npx")
+    if npx is None:
+        pytest.skip("npx (Node.js) is not installed: BMad's own installer cannot run here")
+    target = tmp_path_factory.mktemp(f"bmad-v{version}") / "project"
+    target.mkdir()
+    command = [npx, "--yes", BMAD_V6[version], "install", "--directory", str(target)]
+    command += ["--modules", "bmm", "--tools", "claude-code", "--yes"]
+    output = ""
+    for _ in range(3):  # the registry is the network: a transient failure gets another try
+        result = subprocess.run(
+            command, stdin=subprocess.DEVNULL, capture_output=True, text=True, timeout=600
+        )
+        output = result.stdout + result.stderr
+        if result.returncode == 0 and (target / "_bmad" / "_config" / "manifest.yaml").exists():
+            return target
+    pytest.fail(f"the BMad {version} installer failed: {output[-2000:]}")
+
+
+@pytest.fixture(scope="session")
+def bmad_v6_install(tmp_path_factory: pytest.TempPathFactory) -> Path:
+    """A real BMad v6.10.0 project (the last classic-only release) made by BMad's own
+    installer, once per test session (copy it before changing anything)."""
+    return _install_v6(tmp_path_factory, "6.10.0")
+
+
+@pytest.fixture(scope="session")
+def bmad_v6_11_install(tmp_path_factory: pytest.TempPathFactory) -> Path:
+    """A real BMad v6.11.0 project (build-auto and the classic skills), once per session."""
+    return _install_v6(tmp_path_factory, "6.11.0")

@@ -13,6 +13,7 @@ Claude settings file with `--settings`, runs that file's `Stop` hooks as Claude 
 
 Verdicts and failures are scriptable so every route of the story graph can be rehearsed:
 `--po-nogo [ID=]N`, `--qa-fail [ID=]N`, `--dev-blocked all|ID[,ID]`, `--qa-gate VALUE`,
+`--followup-review [ID=]N` (v6 build-auto),
 `--dev-edit [ID=]PATH[:LINE]` (code changes; a Dev in a merge round keeps both sides of each
 conflict),
 `--misbehave exit-at-start|exit-mid-stage|hang|pieces|orphan-child|ask|idle-turn` (for the first
@@ -48,7 +49,7 @@ from orchestrator.agents.lookalike import INPUT_LINES, Lookalike, add_arguments
 from orchestrator.agents.tty import BRACKETED_PASTE_ON, InputLine, raw_terminal
 from orchestrator.defaults import STATE_DIR_NAME
 from orchestrator.files import StateDir, open_private, write_atomic, write_private
-from orchestrator.methods import DEFAULT_METHOD, get_method
+from orchestrator.methods import DEFAULT_METHOD, RehearsalPaused, get_method
 from orchestrator.stages import STAGES
 
 PROMPT = "sim> "
@@ -156,6 +157,10 @@ def parse_args(argv: list[str] | None = None) -> argparse.Namespace:
     parser.add_argument("--qa-fail", action="append", type=_count_spec, metavar="[ID=]N")
     parser.add_argument("--dev-blocked", metavar="all|ID[,ID]")
     parser.add_argument(
+        "--followup-review", action="append", type=_count_spec, metavar="[ID=]N",
+        help="build-auto: recommend a follow-up review on the first N Dev runs",
+    )  # fmt: skip
+    parser.add_argument(
         "--dev-edit",
         action="append",
         type=_edit_spec,
@@ -245,6 +250,7 @@ class Agent:
         self.run = 0
         self.task: str | None = None  # the first message: what this stage is to do
         self.done = False
+        self.paused = False  # the work stopped for a person (a menu); the next message answers
         self.lookalike = Lookalike(args.like, args) if args.like else None
 
     def misbehaving(self, mode: str) -> bool:
@@ -341,7 +347,8 @@ class Agent:
         if self.misbehaving("hang"):
             say("thinking…")
             return  # a hang: the turn never ends
-        self.done = self.work(self.task)
+        answered = self.paused and text != self.task
+        self.done = self.work(f"{self.task}\n\n{text}" if answered else self.task)
         self.end_turn("Done." if self.done else "I could not do it.")
 
     def end_turn(self, message: str) -> None:
@@ -443,7 +450,13 @@ class Agent:
                     for name in resolve_conflicts(me.project):
                         say(f"● resolved the conflict in {name} (both sides kept)")
                     apply_edits(me.project, me.story_id, args.dev_edit)
-                said = rehearsal.develop(me.story_id, prompt, blocked=blocked)
+                said = rehearsal.develop(
+                    me.story_id,
+                    prompt,
+                    blocked=blocked,
+                    followup=self.run <= _per_story(args.followup_review, me.story_id),
+                    omit_result=self.misbehaving("pieces"),
+                )
             else:
                 failing = self.run <= _per_story(args.qa_fail, me.story_id)
                 said = rehearsal.review(
@@ -456,6 +469,11 @@ class Agent:
         except FileNotFoundError as exc:
             say(f"error: {exc}")
             return False
+        except RehearsalPaused as stop:
+            say(str(stop))
+            self.paused = True
+            return False
+        self.paused = False
         if crash:
             say("fatal: simulated crash mid-stage")
             sys.exit(EXIT_MID_STAGE)

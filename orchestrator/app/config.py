@@ -26,7 +26,7 @@ from orchestrator.defaults import (
     STATE_DIR_NAME,
 )
 from orchestrator.errors import ConfigError
-from orchestrator.methods import DEFAULT_METHOD, MethodName, get_method
+from orchestrator.methods import DEFAULT_METHOD, MethodName, detect_method, get_method
 from orchestrator.stages import GateName, StageName
 from orchestrator.tmux.names import sanitise
 from orchestrator.units import ByteSize
@@ -233,6 +233,7 @@ class EpicConfig(Settings):
             max_merge_rounds=self.max_merge_rounds,
             budget=self.budget,
             gates=list(dict.fromkeys(self.gates)),
+            stages=list(get_method(self.method).stages),
         )
 
 
@@ -299,6 +300,10 @@ def load_epic(path: Path) -> EpicConfig:
     for internal in ("source", "sha256"):
         if internal in raw:
             raise ConfigError(f"{path}: invalid epic configuration\n  unknown key {internal!r}")
+    if "method" not in raw and isinstance(raw.get("project", "."), str):
+        folder = (path.resolve().parent / str(raw.get("project", "."))).resolve()
+        if folder.is_dir():
+            raw = {**raw, "method": detect_method(folder)}
     try:
         config = EpicConfig.model_validate(raw)
     except ValidationError as exc:

@@ -18,7 +18,7 @@ from orchestrator.app.runs import StoryReport, last_unfinished
 from orchestrator.git import Worktrees, bring_home, commits_ahead, find_toplevel, tracks_project
 from orchestrator.git.checks import untracked_files
 from orchestrator.git.worktrees import WORKTREES_DIR
-from orchestrator.methods import Project, StartAt, StoryStanding
+from orchestrator.methods import Project, StartAt, StoryStanding, get_method
 from state.context import Isolation
 
 
@@ -26,9 +26,12 @@ def choose_isolation(config: EpicConfig, parallel: int) -> tuple[Isolation, str 
     """The run's isolation, and a note when parallel stories must share the project folder."""
     if config.isolation is not None:
         return config.isolation, None
+    committed = find_toplevel(config.project) is not None and tracks_project(config.project)
+    if get_method(config.method).commits_itself and committed:
+        return "worktree", None  # its agents commit, and refuse to start on a dirty tree
     if parallel <= 1:
         return "shared", None
-    if find_toplevel(config.project) is None or not tracks_project(config.project):
+    if not committed:
         return "shared", (
             f"note: {parallel} stories at once share {config.project}, which is not a committed "
             "git repository: each sees the others' changes. Commit the project to git to give "

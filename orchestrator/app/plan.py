@@ -21,7 +21,8 @@ def plan(
     """The plan as text: each story's start, and per stage its session, agent and prompt."""
     from orchestrator.app.isolation import choose_isolation
 
-    project = get_method(config.method).open(config.project)
+    method = get_method(config.method)
+    project = method.open(config.project)
     context = config.story_context("dry-run", simulate=simulate)
     isolation, note = choose_isolation(config, parallel)
     if isolation == "worktree":
@@ -53,7 +54,8 @@ def plan(
         if start == "done":
             continue
         story_file = project.story_file(story.id)
-        for stage in STAGES[STAGES.index(start) :]:
+        stages = [s for s in STAGES[STAGES.index(start) :] if s in method.stages]
+        for stage in stages:
             request = StageRequest(stage, story.id, story_file)
             prompt = project.prompt(request, context.stage(stage).prompt)
             profile = context.profile(stage)

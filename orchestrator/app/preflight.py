@@ -8,7 +8,7 @@ from pathlib import Path
 from orchestrator.app.config import EpicConfig
 from orchestrator.errors import InputError, ProjectError
 from orchestrator.methods import get_method
-from orchestrator.stages import STAGES, StageName
+from orchestrator.stages import StageName
 
 
 def preflight(config: EpicConfig, simulate: bool) -> tuple[list[str], list[str]]:
@@ -20,7 +20,7 @@ def preflight(config: EpicConfig, simulate: bool) -> tuple[list[str], list[str]]
         )
     context = config.story_context("preflight", simulate=simulate)
     agents: dict[StageName, str] = {}
-    for stage in STAGES:
+    for stage in get_method(config.method).stages:
         try:
             profile = context.profile(stage)
         except InputError as exc:

@@ -68,6 +68,7 @@ class StoryReport(BaseModel):
     qa_fix_rounds: int = 0
     po_report: str | None = None
     po_conditions: list[str] = Field(default_factory=list)
+    deferred: list[str] = Field(default_factory=list)  # review findings left for later
     seconds: dict[str, float] = Field(default_factory=dict)
     runs: list[dict[str, Any]] = Field(default_factory=list)
     recovery_log: list[dict[str, Any]] = Field(default_factory=list)
@@ -306,6 +307,7 @@ def story_report(state: Any) -> StoryReport:
         qa_fix_rounds=state.qa_fix_rounds,
         po_report=state.po_report,
         po_conditions=state.po_conditions,
+        deferred=state.deferred,
         seconds=state.timings,
         runs=[r.model_dump(mode="json") for r in state.runs],
         recovery_log=[e.model_dump(mode="json") for e in state.recovery_log],

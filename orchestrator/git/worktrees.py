@@ -8,6 +8,8 @@ ignored (a BMad install, agent command folders) are copied into each worktree, s
 their commands, and kept out of every commit by an excludes file that both the orchestrator's
 git commands and the agents' sessions use. Every change to refs or worktrees happens under one
 lock (a thread lock and an flock), so parallel stories merge one at a time, deterministically.
+Longer than 400 lines because worktree lifecycle (make, adopt after a crash, prune, remove) and
+its lock are one mechanism.
 """
 
 from __future__ import annotations
@@ -18,13 +20,15 @@ import os
 import shutil
 import subprocess
 import threading
-from collections.abc import Iterator, Sequence
+from collections.abc import Iterator, Mapping, Sequence
 from dataclasses import dataclass
 from pathlib import Path
+from types import MappingProxyType
 
 from orchestrator.errors import GitError, IsolationError
 from orchestrator.files import StateDir, open_private, write_private
 from orchestrator.git.checks import find_toplevel, ignore_pattern, user_excludes
+from orchestrator.git.drivers import MergeDrivers
 from orchestrator.git.repo import Git
 
 # Story ids start with a letter or digit, so no story's worktree can take these names.
@@ -56,6 +60,7 @@ class Worktrees:
         install: Sequence[str] = (),
         setup: Sequence[Sequence[str]] = (),
         setup_timeout: float = 1800.0,
+        merge_drivers: Mapping[str, Sequence[str]] = MappingProxyType({}),
     ) -> None:
         self.project = Path(os.path.abspath(project))
         self.state = StateDir(state_dir)
@@ -63,6 +68,7 @@ class Worktrees:
         self.install = tuple(install)
         self.setup_commands = [list(command) for command in setup]
         self.setup_timeout = setup_timeout
+        self.drivers = MergeDrivers(merge_drivers, self.state.root / GIT_DIR / "attributes")
         toplevel = find_toplevel(self.project)
         if toplevel is None:
             raise IsolationError(f"{self.project} is not in a git repository")
@@ -95,8 +101,9 @@ class Worktrees:
         return Workspace(name, branch, root, root / self.relative)
 
     def git(self, workspace: Workspace) -> Git:
-        """git in a worktree, its untracked install copies excluded."""
-        return Git(workspace.root, config=[("core.excludesFile", str(self.excludes_file))])
+        """git in a worktree: its install copies excluded, the method's merge drivers in force."""
+        config = [("core.excludesFile", str(self.excludes_file)), *self.drivers.config()]
+        return Git(workspace.root, config=config)
 
     def session_env(self) -> dict[str, str]:
         """Environment for an agent in a worktree: its own git commands skip the install copies."""
@@ -275,6 +282,7 @@ class Worktrees:
         body = f"{text}\n" if text else ""
         body += f"# the method's install, copied into each worktree by bmad-orchestrator\n{own}\n"
         write_private(self.state.file(self.excludes_file), body)
+        self.drivers.write(self.state)
 
     def _copy_install(self, workspace: Workspace) -> list[str]:
         """Copy the untracked or ignored install files of the project into the worktree."""

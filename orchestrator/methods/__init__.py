@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+from pathlib import Path
 from typing import Literal
 
 from orchestrator.errors import ConfigError
@@ -11,24 +12,40 @@ from orchestrator.methods.base import (
     Method,
     Project,
     Rehearsal,
+    RehearsalPaused,
     StageOutput,
     StageRequest,
     StartAt,
     StoryStanding,
 )
 
-MethodName = Literal["bmad-v4"]
-METHOD_NAMES: tuple[MethodName, ...] = ("bmad-v4",)
+MethodName = Literal["bmad-v4", "bmad-v6", "bmad-v6-build"]
+METHOD_NAMES: tuple[MethodName, ...] = ("bmad-v4", "bmad-v6", "bmad-v6-build")
 DEFAULT_METHOD: MethodName = "bmad-v4"
 
 
 def get_method(name: str = DEFAULT_METHOD) -> Method:
-    """The method called `name` (`bmad-v4`)."""
+    """The method called `name` (`bmad-v4`, `bmad-v6`, `bmad-v6-build`)."""
     if name == "bmad-v4":
         from orchestrator.methods.bmad_v4 import BMAD_V4
 
         return BMAD_V4
+    if name in ("bmad-v6", "bmad-v6-build"):
+        from orchestrator.methods.bmad_v6 import BMAD_V6, BMAD_V6_BUILD
+
+        return BMAD_V6 if name == "bmad-v6" else BMAD_V6_BUILD
     raise ConfigError(f"unknown method {name!r}; expected one of {', '.join(METHOD_NAMES)}")
+
+
+def detect_method(root: Path) -> MethodName:
+    """The method of the project at `root`: `.bmad-core/` is v4; `_bmad/` is v6, classic when
+    its create-story, dev-story and code-review skills are installed, build when only
+    `bmad-build-auto` is. Neither: v4, whose preflight then says how to install BMad."""
+    if (root / ".bmad-core").is_dir() or not (root / "_bmad").is_dir():
+        return "bmad-v4"
+    from orchestrator.methods.bmad_v6.layout import detect_flavour
+
+    return "bmad-v6" if detect_flavour(root) == "classic" else "bmad-v6-build"
 
 
 __all__ = [
@@ -40,9 +57,11 @@ __all__ = [
     "MethodName",
     "Project",
     "Rehearsal",
+    "RehearsalPaused",
     "StageOutput",
     "StageRequest",
     "StartAt",
     "StoryStanding",
+    "detect_method",
     "get_method",
 ]

@@ -108,11 +108,16 @@ def check_template(template: str, samples: Mapping[str, str]) -> None:
         raise ValueError(f"cannot be rendered: {type(exc).__name__}: {exc}") from None
 
 
+class RehearsalPaused(Exception):
+    """The rehearsal stopped where the real workflow stops for a person (a numbered menu, a
+    HALT); the message is what the agent asks. The next message it gets continues the work."""
+
+
 class Rehearsal(Protocol):
     """What the simulated agent writes for each stage, in the method's own files.
 
     Each call returns the line the agent prints; a missing prerequisite (no story to validate)
-    raises `FileNotFoundError` with a message.
+    raises `FileNotFoundError` with a message, a stop for a person `RehearsalPaused`.
     """
 
     def draft(
@@ -126,8 +131,14 @@ class Rehearsal(Protocol):
         """PO: the validation, GO or NO-GO."""
         ...
 
-    def develop(self, story_id: str, prompt: str, *, blocked: bool) -> str:
-        """Dev: the implementation (or the fix round the prompt asks for), or Blocked."""
+    def develop(
+        self, story_id: str, prompt: str, *, blocked: bool, followup: bool, omit_result: bool
+    ) -> str:
+        """Dev: the implementation (or the fix round the prompt asks for), or Blocked.
+
+        `followup` and `omit_result` are build-auto's: a follow-up review recommended, and the
+        result section left out of the first write.
+        """
         ...
 
     def review(
@@ -205,6 +216,12 @@ class Project(Protocol):
         """The simulated agent's file work for this project."""
         ...
 
+    def merge_drivers(self) -> dict[str, list[str]]:
+        """Files (by name) whose parallel edits the method can merge itself, and the program
+        that does it (git's merge driver: called with BASE OURS THEIRS, writes OURS); an empty
+        program is git's union merge, for files only ever appended to."""
+        ...
+
     def install_paths(self) -> list[str]:
         """What the method's installer writes into a project (globs, relative to its root).
 
@@ -219,6 +236,9 @@ class Method(Protocol):
 
     name: str
     stages: tuple[StageName, ...]
+    # Its agents commit their own work and need a clean tree to start: in a git repository
+    # every story gets a worktree, even one at a time.
+    commits_itself: bool
 
     def check_prompt(self, template: str) -> None:
         """Raise ValueError if a user's prompt template would not render at a stage."""

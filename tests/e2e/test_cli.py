@@ -266,7 +266,7 @@ def test_simulated_agent_is_runnable_for_rehearsals() -> None:
 @pytest.mark.parametrize(
     ("arrange", "expected"),
     [
-        ("v6", "is a BMad v6 project"),
+        ("v6", "no readable _bmad/_config/manifest.yaml"),
         ("broken-core-config", "core-config.yaml: not valid YAML"),
         ("stories-is-a-file", "is not a folder"),
     ],

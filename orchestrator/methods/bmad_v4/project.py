@@ -32,6 +32,7 @@ class BmadV4:
 
     name = "bmad-v4"
     stages: tuple[StageName, ...] = STAGES
+    commits_itself = False
 
     def check_prompt(self, template: str) -> None:
         """Raise ValueError if a user's prompt template would not render at a stage."""
@@ -129,6 +130,10 @@ class BmadV4Project:
     def rehearsal(self) -> Rehearsal:
         """The simulated agent's v4 file work."""
         return BmadV4Rehearsal(self.paths)
+
+    def merge_drivers(self) -> dict[str, list[str]]:
+        """None: v4 stories each write their own files."""
+        return {}
 
     def install_paths(self) -> list[str]:
         """`.bmad-core/`, expansion packs, and the agent commands v4 installs for each CLI."""

@@ -276,8 +276,11 @@ class BmadV4Rehearsal:
         decision = "GO" if go else "NO-GO"
         return f"PO decision: {decision} → {report.relative_to(self.paths.root)}"
 
-    def develop(self, story_id: str, prompt: str, *, blocked: bool) -> str:
-        """Dev `*develop-story`, or `*review-qa` when the prompt asks for the fix round."""
+    def develop(
+        self, story_id: str, prompt: str, *, blocked: bool, followup: bool, omit_result: bool
+    ) -> str:
+        """Dev `*develop-story`, or `*review-qa` when the prompt asks for the fix round (v4 has
+        no build-auto: `followup` and `omit_result` do not apply)."""
         status = develop_story(
             self._story(story_id), blocked=blocked, fix_round="*review-qa" in prompt
         )

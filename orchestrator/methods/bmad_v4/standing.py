@@ -91,8 +91,8 @@ def project_checks(
     if not (project / CONFIG_FILE).exists():
         if any((project / folder).is_dir() for folder in ("_bmad", "bmad/bmm", ".bmad/bmm")):
             return [
-                f"{project} is a BMad v6 project (no PO agent, no QA gate files); "
-                "this orchestrator drives the v4 SM -> PO -> Dev -> QA cycle (.bmad-core/)"
+                f"{project} is a BMad v6 project (_bmad/), not v4: set `method: bmad-v6` (or "
+                "bmad-v6-build) in epic.yaml, or leave `method:` out to have it detected"
             ], []
         return [
             f"{project} has no {CONFIG_FILE}: it is not a BMad v4 project. Install BMad there "
