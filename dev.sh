@@ -49,6 +49,18 @@ ensure_venv() {
     fi
 }
 
+ensure_postgres() {
+    # The Postgres checkpointer's tests start a private server from the distribution's binaries.
+    if command -v initdb >/dev/null 2>&1 || ls /usr/lib/postgresql/*/bin/initdb >/dev/null 2>&1; then
+        return
+    fi
+    if need_root_apt; then
+        apt-get update -qq && DEBIAN_FRONTEND=noninteractive apt-get install -y -qq postgresql >/dev/null
+    else
+        echo "note: Postgres is not installed; its tests will be skipped (apt-get install postgresql)" >&2
+    fi
+}
+
 case "${1:-}" in
     demo)
         shift
@@ -59,6 +71,7 @@ case "${1:-}" in
     test)
         shift
         ensure_tmux
+        ensure_postgres
         ensure_venv
         exec "$VENV/bin/python" -m pytest "$@"
         ;;

@@ -23,17 +23,8 @@ if TYPE_CHECKING:
     from orchestrator.app.config import EpicConfig
     from orchestrator.app.runner import RunOptions
 
-SUBCOMMANDS = (
-    "status",
-    "sessions",
-    "attach",
-    "cleanup",
-    "graph",
-    "validate",
-    "approve",
-    "reject",
-    "reply",
-)
+SUBCOMMANDS: tuple[str, ...] = ("status", "sessions", "attach", "cleanup", "graph", "validate")
+SUBCOMMANDS += ("approve", "reject", "reply", "worker")
 EXIT_BAD_INPUT = 2  # ExitCode.BAD_INPUT, without importing the enum module before it is needed
 
 
@@ -58,7 +49,18 @@ def _start(config: EpicConfig, options: RunOptions, *, simulate: bool) -> int:
         print(f"warning: {warning}", file=sys.stderr, flush=True)
     if problems:
         return _error("cannot start:\n  " + "\n  ".join(problems))
+    if config.executor == "temporal":
+        from orchestrator.executors.temporal import run_to_exit, start_epic
+
+        run_to_exit(start_epic(config))
     return asyncio.run(EpicRunner(config, options).run())
+
+
+def _worker(args: argparse.Namespace) -> int:
+    """`worker epic.yaml --host NAME`: this host's Temporal worker for the epic's stories."""
+    from orchestrator.executors.temporal import run_to_exit, run_worker
+
+    run_to_exit(run_worker(_load(args.epic), args.host))
 
 
 def _run(args: argparse.Namespace) -> int:
@@ -354,6 +356,11 @@ def build_command_parser() -> argparse.ArgumentParser:
         else:
             answer.add_argument("--note", required=name == "reject", help="what to change, or why")
         answer.set_defaults(handler=_answer)
+
+    worker = commands.add_parser("worker", help="run this host's Temporal worker for an epic")
+    worker.add_argument("epic")
+    worker.add_argument("--host", required=True, help="this host's name in the epic")
+    worker.set_defaults(handler=_worker)
 
     validate = commands.add_parser("validate", help="check an epic.yaml and say what is wrong")
     validate.add_argument("epic")

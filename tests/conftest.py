@@ -10,6 +10,7 @@ from __future__ import annotations
 
 import os
 import shutil
+import socket as socketlib
 import subprocess
 import uuid
 from collections.abc import AsyncIterator, Iterator
@@ -130,3 +131,54 @@ def bmad_v6_install(tmp_path_factory: pytest.TempPathFactory) -> Path:
 def bmad_v6_11_install(tmp_path_factory: pytest.TempPathFactory) -> Path:
     """A real BMad v6.11.0 project (build-auto and the classic skills), once per session."""
     return _install_v6(tmp_path_factory, "6.11.0")
+
+
+def _postgres_bin(name: str) -> str | None:
+    found = shutil.which(name)
+    if found:
+        return found
+    for candidate in sorted(Path("/usr/lib/postgresql").glob(f"*/bin/{name}"), reverse=True):
+        return str(candidate)
+    return None
+
+
+@pytest.fixture(scope="session")
+def postgres_url(tmp_path_factory: pytest.TempPathFactory) -> Iterator[str]:
+    """A private Postgres server (the distribution's binaries) on a free port of 127.0.0.1 and
+    a data folder of its own, for the session; its URL carries a password no output may show.
+    Postgres refuses to run as root: then it runs as `nobody`."""
+    initdb, pg_ctl = _postgres_bin("initdb"), _postgres_bin("pg_ctl")
+    if initdb is None or pg_ctl is None:
+        pytest.skip("Postgres is not installed (Debian: apt-get install postgresql)")
+    folder = tmp_path_factory.mktemp("postgres")
+    data, sockets = folder / "data", folder / "sockets"
+    sockets.mkdir()
+    as_user: list[str] = []
+    if os.geteuid() == 0:
+        as_user = ["runuser", "-u", "nobody", "--"]
+        os.chmod(folder, 0o755)
+        for path in (folder.parent, folder.parent.parent):
+            os.chmod(path, os.stat(path).st_mode | 0o005)
+        shutil.chown(sockets, "nobody")
+        data.mkdir(mode=0o700)
+        shutil.chown(data, "nobody")
+    with socketlib.socket() as probe:
+        probe.bind(("127.0.0.1", 0))
+        port = probe.getsockname()[1]
+    subprocess.run(
+        [*as_user, initdb, "-D", str(data), "-U", "bmad", "--auth=trust", "-E", "UTF8"],
+        check=True, capture_output=True, timeout=120,
+    )  # fmt: skip
+    options = f"-p {port} -k {sockets} -c listen_addresses=127.0.0.1 -c fsync=off"
+    subprocess.run(
+        [*as_user, pg_ctl, "-D", str(data), "-o", options, "-l", str(data / "log"), "-w",
+         "-t", "60", "start"],
+        check=True, capture_output=True, timeout=120,
+    )  # fmt: skip
+    try:
+        yield f"postgresql://bmad:n0t-this-secret@127.0.0.1:{port}/postgres"
+    finally:
+        subprocess.run(
+            [*as_user, pg_ctl, "-D", str(data), "-m", "immediate", "-w", "stop"],
+            capture_output=True, timeout=60, check=False,
+        )  # fmt: skip

@@ -15,8 +15,16 @@ from collections.abc import Iterable
 from pathlib import Path
 from typing import Annotated, Any, Literal
 
-from pydantic import BeforeValidator, Field, ValidationError, model_validator
+from pydantic import (
+    BeforeValidator,
+    Field,
+    ValidationError,
+    field_serializer,
+    field_validator,
+    model_validator,
+)
 
+from graphs.postgres import redact
 from orchestrator.agents.prices import ModelPrice
 from orchestrator.app.notify import NotifySettings
 from orchestrator.defaults import (
@@ -72,11 +80,23 @@ def check_story_id(value: Any) -> str:
 StoryId = Annotated[str, BeforeValidator(check_story_id)]
 
 
+HostName = Annotated[str, Field(pattern=r"^[A-Za-z0-9][\w.-]{0,62}$")]
+
+
 class StoryEntry(Settings):
-    """One story of the epic and the stories it waits for."""
+    """One story of the epic, the stories it waits for, and (on Temporal) the host it runs on."""
 
     id: StoryId
     depends_on: list[StoryId] = Field(default_factory=list)
+    host: HostName | None = None
+
+
+class TemporalSettings(Settings):
+    """Where the Temporal server is, and the hosts stories are spread over (round-robin)."""
+
+    address: str = "127.0.0.1:7233"
+    namespace: str = "default"
+    hosts: list[HostName] = Field(default_factory=list)
 
 
 def _story_entry(value: Any) -> Any:
@@ -94,6 +114,9 @@ class LogSettings(Settings):
     """The pane logs."""
 
     max_size: ByteSize = DEFAULT_LOG_MAX_BYTES
+
+
+_ENV_REF = re.compile(r"\$(?:\{([A-Za-z_][A-Za-z0-9_]*)\}|([A-Za-z_][A-Za-z0-9_]*))")
 
 
 class EpicConfig(Settings):
@@ -121,6 +144,14 @@ class EpicConfig(Settings):
     tmux: TmuxSettings = Field(default_factory=TmuxSettings)
     logs: LogSettings = Field(default_factory=LogSettings)
     state_dir: Path = Path(STATE_DIR_NAME)
+    # `sqlite` (a file in the state dir) or a Postgres URL, or `$VAR` / `${VAR}` naming the
+    # environment variable that holds it (so its password need not be in epic.yaml).
+    checkpointer: str = "sqlite"
+    # `local`: this process runs the stories; `temporal`: a worker per host does (see README).
+    executor: Literal["local", "temporal"] = "local"
+    temporal: TemporalSettings = Field(default_factory=TemporalSettings)
+    # The epic's name where runs share a database: its stories' locks are named by it.
+    name: str | None = Field(default=None, min_length=1, max_length=200)
     source: Path | None = Field(default=None, exclude=True)
     sha256: str = Field(default="", exclude=True)
 
@@ -170,6 +201,43 @@ class EpicConfig(Settings):
         if unknown:
             raise ConfigError(f"--only: unknown story {sorted(unknown)[0]!r}")
         return [s for s in self.story_ids if not chosen or s in chosen]
+
+    @field_validator("checkpointer")
+    @classmethod
+    def _checkpointer(cls, value: str) -> str:
+        text = value.strip()
+        if text == "sqlite" or _ENV_REF.fullmatch(text):
+            return text
+        if text.split("://", 1)[0] in ("postgres", "postgresql") and "://" in text:
+            return text
+        raise ValueError("expected `sqlite`, a postgresql:// URL, or $VARIABLE holding one")
+
+    @field_serializer("checkpointer")
+    def _checkpointer_shown(self, value: str) -> str:
+        return value if value == "sqlite" or value.startswith("$") else redact(value)
+
+    def checkpointer_url(self) -> str | None:
+        """The Postgres URL (from the environment if named there), or None for SQLite."""
+        text = self.checkpointer
+        if text == "sqlite":
+            return None
+        found = _ENV_REF.fullmatch(text)
+        if found is None:
+            return text
+        variable = found.group(1) or found.group(2)
+        url = os.environ.get(variable, "").strip()
+        if not url:
+            raise ConfigError(f"checkpointer: environment variable {variable} is not set")
+        if url.split("://", 1)[0] not in ("postgres", "postgresql"):
+            raise ConfigError(f"checkpointer: {variable} does not hold a postgresql:// URL")
+        return url
+
+    def epic_name(self) -> str:
+        """The epic's name: `name:`, else its project folder and file name."""
+        if self.name:
+            return self.name
+        stem = self.source.stem if self.source is not None else "epic"
+        return f"{self.project.name}/{stem}"
 
     def dependencies(self) -> dict[str, list[str]]:
         """Each story's dependencies, in the listed order."""

@@ -14,6 +14,7 @@ from typing import Any
 
 from langgraph.types import Command
 
+from graphs.postgres import StoryLocks
 from orchestrator.app import isolation, people
 from orchestrator.app.config import EpicConfig
 from orchestrator.app.runs import RunRecord, StoryReport, story_report
@@ -38,7 +39,9 @@ class StoryDriver:
         start_at: StartAt | None,
         on_event: Callable[[dict[str, Any]], None],
         on_start: Callable[[str], None],
+        locks: StoryLocks | None = None,
     ) -> None:
+        self.locks = locks  # with a shared database: one writer per story, across hosts
         self.graph = graph
         self.config = config
         self.context = context
@@ -73,7 +76,26 @@ class StoryDriver:
         )
 
     async def drive(self, story: str) -> StoryReport:
-        """Take the story as far as it goes now; its report (`waiting` when a person must act)."""
+        """Take the story as far as it goes now; its report (`waiting` when a person must act).
+
+        With a shared database the story's lock is held for the whole drive; a story another
+        process holds is left alone and reported skipped, naming the holder.
+        """
+        if self.locks is None:
+            return await self._drive(story)
+        holder = await self.locks.try_lock(story)
+        if holder is not None:
+            return StoryReport(
+                story_id=story,
+                result="skipped",
+                reason=f"another run is driving story {story} ({holder}); it was left alone",
+            )
+        try:
+            return await self._drive(story)
+        finally:
+            await self.locks.unlock(story)
+
+    async def _drive(self, story: str) -> StoryReport:
         thread = self.thread(story)
         snapshot = await self.graph.aget_state(thread)
         start: Any = None  # None: continue the thread's checkpoint

@@ -34,6 +34,7 @@ def plan(
         f"epic: {config.source}",
         f"project: {config.project}",
         f"method: {config.method}",
+        f"checkpointer: {config.model_dump(mode='json')['checkpointer']}",
         f"state dir: {config.state_dir}",
         f"tmux socket: {config.tmux.socket}   parallel: {parallel}",
         where,

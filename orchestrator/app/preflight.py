@@ -30,6 +30,11 @@ def preflight(config: EpicConfig, simulate: bool) -> tuple[list[str], list[str]]
         if shutil.which(binary) is None and not Path(binary).is_file():
             problems.append(f"agent command {binary!r} ({stage}) is not on PATH")
         agents[stage] = profile.name
+    if config.executor == "temporal" and config.checkpointer_url() is None:
+        problems.append(
+            "executor: temporal needs a checkpointer every host shares: set `checkpointer:` to "
+            "a postgresql:// URL (or $VARIABLE holding one)"
+        )
     warnings: list[str] = []
     try:
         project = get_method(config.method).open(config.project)

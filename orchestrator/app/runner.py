@@ -1,7 +1,8 @@
 """The epic runner: every story of an epic through the story graph, several at once.
 
 A story starts as soon as its dependencies are Done and a slot is free (no waves). Each story is
-one LangGraph thread (`{run_id}:{story}`) in a SQLite checkpoint with `durability="sync"`, so a
+one LangGraph thread (`{run_id}:{story}`) checkpointed with `durability="sync"` (SQLite in the
+state dir, or Postgres shared between hosts, see `graphs.checkpoints`), so a
 crash loses at most the stage in flight, and `--resume` continues the same threads, adopting
 agent sessions that outlived the orchestrator. One run at a time holds the state dir's lock.
 """
@@ -9,8 +10,6 @@ agent sessions that outlived the orchestrator. One run at a time holds the state
 from __future__ import annotations
 
 import asyncio
-import contextlib
-import os
 import signal
 import sys
 from dataclasses import dataclass, field
@@ -40,6 +39,7 @@ from orchestrator.git import Worktrees, check_repository
 from orchestrator.methods import Project, StartAt, get_method
 from orchestrator.tmux.names import new_run_id
 from orchestrator.ui.board import Display, make_display
+from orchestrator.ui.terminal import detach_from_terminal
 from orchestrator.watch import wait_for_output
 
 CHECKPOINT_FILE = "checkpoints.sqlite"
@@ -66,16 +66,6 @@ class RunOptions:
         if self.start_at is not None and not self.only:
             raise InputError("--start-at needs --only: name the stories that start there")
         return self.start_at
-
-
-def _detach_from_terminal() -> None:
-    """The terminal is gone: writes to it would fail, so standard streams go to /dev/null."""
-    devnull = os.open(os.devnull, os.O_RDWR)
-    for fd in (0, 1, 2):
-        with contextlib.suppress(OSError):
-            if os.isatty(fd):
-                os.dup2(devnull, fd)
-    os.close(devnull)
 
 
 class EpicRunner:
@@ -166,7 +156,9 @@ class EpicRunner:
 
     def _set_aside_broken_checkpoint(self) -> None:
         """A corrupt or truncated checkpoint is moved aside, never read as "no history"."""
-        message = set_aside_broken_checkpoint(self.config.state_dir / CHECKPOINT_FILE)
+        message = None  # Postgres keeps its own integrity
+        if self.config.checkpointer_url() is None:
+            message = set_aside_broken_checkpoint(self.config.state_dir / CHECKPOINT_FILE)
         if message is None:
             return
         if self.options.resume:
@@ -174,7 +166,8 @@ class EpicRunner:
         print(f"warning: {message}", flush=True)
 
     async def _run_locked(self, record: RunRecord) -> int:
-        from graphs.story import build_story_graph, sqlite_checkpointer
+        from graphs.checkpoints import run_checkpointer
+        from graphs.story import build_story_graph
 
         config = self.config
         self.record = record
@@ -203,8 +196,9 @@ class EpicRunner:
         loop = asyncio.get_running_loop()
         for sig in HANDLED_SIGNALS:
             loop.add_signal_handler(sig, self._interrupt, main, sig)
+        url, sqlite_file = config.checkpointer_url(), config.state_dir / CHECKPOINT_FILE
         try:
-            async with sqlite_checkpointer(config.state_dir / CHECKPOINT_FILE) as saver:
+            async with run_checkpointer(url, sqlite_file, config.epic_name()) as (saver, locks):
                 self.driver = StoryDriver(
                     graph=build_story_graph().compile(checkpointer=saver),
                     config=config,
@@ -214,6 +208,7 @@ class EpicRunner:
                     start_at=self.start_at,
                     on_event=self.display.event,
                     on_start=lambda story: self.display.story(story, "running"),
+                    locks=locks,
                 )
                 await self.driver.seed_ledger(self.selected)
                 try:
@@ -236,7 +231,7 @@ class EpicRunner:
     def _interrupt(self, main: asyncio.Task[Any] | None, sig: signal.Signals) -> None:
         """A signal: end the run as interrupted (sessions killed, resumable)."""
         if sig == signal.SIGHUP:
-            _detach_from_terminal()
+            detach_from_terminal()
         if not self.interrupted and main is not None:
             self.interrupted = True
             main.cancel()

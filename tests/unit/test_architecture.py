@@ -38,6 +38,17 @@ NEVER_IMPORTS = {
     ),
     "orchestrator.files": ("nodes", "graphs", "state", "orchestrator.tmux", "orchestrator.methods"),
     "state": ("nodes", "graphs", "orchestrator.app", "orchestrator.ui"),
+    # Temporal replays workflow code in a sandbox: nothing of ours with side effects there.
+    "orchestrator.executors.workflows": (
+        "nodes",
+        "graphs",
+        "state",
+        "orchestrator.app",
+        "orchestrator.tmux",
+        "orchestrator.methods",
+        "orchestrator.agents",
+        "orchestrator.git",
+    ),
     "nodes": ("graphs", "orchestrator.app", "orchestrator.ui", "orchestrator.methods.bmad_v4"),
 }
 # BMad v4's own words: file names, config keys, Status values and star commands.

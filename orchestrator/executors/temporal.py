@@ -1,0 +1,226 @@
+"""Running an epic on Temporal: the epic starter (`python -m orchestrator epic.yaml` with
+`executor: temporal`) and a host's worker (`python -m orchestrator worker epic.yaml --host H`).
+
+A worker polls `stories@H` for story activities and the shared epic queue for workflow tasks.
+Its activity drives one story with the unchanged story graph, the Postgres checkpointer
+(`durability="sync"`) and the story's advisory lock, on the worker's own tmux socket and
+checkout; it heartbeats while the story runs. A worker that dies stops heartbeating: Temporal
+retries the activity on the same host's queue, the restarted worker resumes the graph from the
+checkpoint and adopts the story's live tmux session (the thread is named by the epic run, not
+by the attempt).
+"""
+
+from __future__ import annotations
+
+import asyncio
+import contextlib
+import os
+import re
+import signal
+import sys
+from collections.abc import Coroutine
+from datetime import UTC, datetime
+from pathlib import Path
+from typing import TYPE_CHECKING, Any, NoReturn
+
+from orchestrator.defaults import ExitCode
+from orchestrator.errors import ConfigError, InputError
+from orchestrator.executors.workflows import (
+    ACTIVITY,
+    EPIC_QUEUE,
+    HEARTBEAT_TIMEOUT,
+    EpicPlan,
+    EpicWorkflow,
+    StoryJob,
+    StoryOutcome,
+    StoryWorkflow,
+    story_queue,
+)
+
+if TYPE_CHECKING:
+    from orchestrator.app.config import EpicConfig
+
+HEARTBEAT_EVERY = HEARTBEAT_TIMEOUT.total_seconds() / 5
+LOCKED = "another run is driving story"  # the driver's reason for a story held elsewhere
+
+
+def run_to_exit(main: Coroutine[Any, Any, int]) -> NoReturn:
+    """Run `main` and exit with its code (2 and the message for bad input), skipping
+    interpreter finalization, which the Temporal SDK's runtime threads can crash (SIGABRT in
+    `PyGILState_Release`) after everything is done and printed."""
+    try:
+        code = asyncio.run(main)
+    except InputError as exc:
+        print(f"error: {exc}", file=sys.stderr)
+        code = ExitCode.BAD_INPUT
+    sys.stdout.flush()
+    sys.stderr.flush()
+    os._exit(int(code))
+
+
+def epic_workflow_id(config: EpicConfig) -> str:
+    """The epic's workflow id: a second start while one runs is refused by Temporal itself."""
+    return f"bmad-epic:{config.epic_name()}"
+
+
+def plan_epic(config: EpicConfig, run_id: str) -> EpicPlan:
+    """Each story's host (its `host:`, else round-robin over `temporal.hosts`) and its deps."""
+    hosts: dict[str, str] = {}
+    pool = config.temporal.hosts
+    for index, story in enumerate(config.stories):
+        host = story.host or (pool[index % len(pool)] if pool else None)
+        if host is None:
+            raise ConfigError(
+                f"stories[{index}]: no host for story {story.id!r}: give it `host:` or list "
+                "`temporal.hosts`"
+            )
+        hosts[story.id] = host
+    return EpicPlan(
+        epic=config.epic_name(), run_id=run_id, hosts=hosts, depends_on=config.dependencies()
+    )
+
+
+async def _client(config: EpicConfig) -> Any:
+    from temporalio.client import Client
+
+    try:
+        return await Client.connect(config.temporal.address, namespace=config.temporal.namespace)
+    except Exception as exc:  # RuntimeError from the core SDK: the server is not there
+        raise InputError(
+            f"cannot reach Temporal at {config.temporal.address} (namespace "
+            f"{config.temporal.namespace}): {exc}"
+        ) from None
+
+
+async def start_epic(config: EpicConfig) -> int:
+    """Start the epic's workflow, wait for it, print each story's end; the exit code."""
+    from temporalio.client import WorkflowFailureError
+    from temporalio.exceptions import WorkflowAlreadyStartedError
+
+    client = await _client(config)
+    stamp = datetime.now(UTC).strftime("%Y%m%d-%H%M%S")
+    run_id = f"t{stamp}-{re.sub(r'[^A-Za-z0-9]+', '-', config.epic_name()).strip('-')}"[:80]
+    plan = plan_epic(config, run_id)
+    try:
+        handle = await client.start_workflow(
+            EpicWorkflow.run, plan, id=epic_workflow_id(config), task_queue=EPIC_QUEUE
+        )
+    except WorkflowAlreadyStartedError:
+        raise InputError(
+            f"epic {config.epic_name()!r} is already running on Temporal "
+            f"(workflow {epic_workflow_id(config)}); wait for it or cancel it there"
+        ) from None
+    hosts = sorted(set(plan.hosts.values()))
+    print(f"epic {config.epic_name()} started on Temporal as run {run_id}", flush=True)
+    for host in hosts:
+        print(f"  host {host}: python -m orchestrator worker EPIC.yaml --host {host}", flush=True)
+    try:
+        outcomes: list[StoryOutcome] = await handle.result()
+    except WorkflowFailureError as exc:
+        print(f"the epic workflow failed: {exc.cause or exc}", flush=True)
+        return 1
+    for outcome in outcomes:
+        reason = f": {outcome.reason}" if outcome.reason else ""
+        print(f"{outcome.story}: {outcome.result} on {outcome.host}{reason}", flush=True)
+    finished = all(o.result in ("done", "already done") for o in outcomes)
+    return 0 if finished else 1
+
+
+class StoryActivities:
+    """The activity a host's worker runs: one story, on this host's tmux and checkout."""
+
+    def __init__(self, config: EpicConfig, host: str) -> None:
+        self.config = config
+        self.host = host
+
+    async def run_story(self, job: StoryJob) -> StoryOutcome:
+        """Drive the story to its end, heartbeating; a story locked elsewhere is retried."""
+        from temporalio import activity
+
+        async def beat() -> None:
+            while True:
+                activity.heartbeat()
+                await asyncio.sleep(HEARTBEAT_EVERY)
+
+        beating = asyncio.create_task(beat())
+        try:
+            report = await self._drive(job)
+        finally:
+            beating.cancel()
+            with contextlib.suppress(asyncio.CancelledError):
+                await beating
+        if report.result == "skipped" and (report.reason or "").startswith(LOCKED):
+            raise RuntimeError(report.reason)  # held by a worker still letting go: try again
+        return StoryOutcome(job.story, self.host, report.result, report.reason)
+
+    async def _drive(self, job: StoryJob) -> Any:
+        from graphs.checkpoints import run_checkpointer
+        from graphs.story import build_story_graph
+        from orchestrator.app.driver import StoryDriver
+        from orchestrator.app.runs import RunRecord
+
+        config = self.config
+        url = config.checkpointer_url()
+        assert url is not None  # preflight: Temporal needs the shared checkpointer
+        context = config.story_context(job.run_id, adopt=True)
+        manager = await asyncio.to_thread(context.manager)
+        await manager.reap_vanished()
+        record = RunRecord(
+            run_id=job.run_id,
+            epic=str(config.source),
+            started_at=datetime.now(UTC),
+            stories=[job.story],
+        )
+
+        def show(event: dict[str, Any]) -> None:
+            text = " ".join(f"{k}={v}" for k, v in event.items() if k in ("event", "stage"))
+            print(f"[{self.host}] {job.story}: {text}", flush=True)
+
+        async with run_checkpointer(url, Path(), config.epic_name()) as (saver, locks):
+            driver = StoryDriver(
+                graph=build_story_graph().compile(checkpointer=saver),
+                config=config,
+                context=context,
+                record=record,
+                worktrees=None,
+                start_at=None,
+                on_event=show,
+                on_start=lambda story: print(f"[{self.host}] {story}: running", flush=True),
+                locks=locks,
+            )
+            report = await driver.drive(job.story)
+        print(f"[{self.host}] {job.story}: {report.result}", flush=True)
+        return report
+
+
+async def run_worker(config: EpicConfig, host: str) -> int:
+    """Poll `stories@host` (and the epic queue) until SIGINT or SIGTERM."""
+    from temporalio import activity
+    from temporalio.worker import Worker
+
+    from orchestrator.app.preflight import preflight
+
+    if not re.fullmatch(r"[A-Za-z0-9][\w.-]{0,62}", host):
+        raise InputError(f"--host: {host!r} is not a host name (letters, digits, . _ -)")
+    if config.executor != "temporal":
+        raise InputError("worker: the epic's `executor:` is not temporal")
+    problems, _ = preflight(config, False)
+    if problems:
+        raise InputError("cannot start:\n  " + "\n  ".join(problems))
+    client = await _client(config)
+    activities = StoryActivities(config, host)
+
+    @activity.defn(name=ACTIVITY)
+    async def run_story(job: StoryJob) -> StoryOutcome:
+        return await activities.run_story(job)
+
+    stop = asyncio.Event()
+    loop = asyncio.get_running_loop()
+    for sig in (signal.SIGINT, signal.SIGTERM):
+        loop.add_signal_handler(sig, stop.set)
+    stories = Worker(client, task_queue=story_queue(host), activities=[run_story])
+    epics = Worker(client, task_queue=EPIC_QUEUE, workflows=[EpicWorkflow, StoryWorkflow])
+    print(f"worker {host}: polling {story_queue(host)} and {EPIC_QUEUE}", flush=True)
+    async with stories, epics:
+        await stop.wait()
+    return 0
