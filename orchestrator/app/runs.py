@@ -69,6 +69,7 @@ class StoryReport(BaseModel):
     po_report: str | None = None
     po_conditions: list[str] = Field(default_factory=list)
     deferred: list[str] = Field(default_factory=list)  # review findings left for later
+    host: str | None = None  # the worker's host, on Temporal
     seconds: dict[str, float] = Field(default_factory=dict)
     runs: list[dict[str, Any]] = Field(default_factory=list)
     recovery_log: list[dict[str, Any]] = Field(default_factory=list)

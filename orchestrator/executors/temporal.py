@@ -98,7 +98,8 @@ async def start_epic(config: EpicConfig) -> int:
     from temporalio.exceptions import WorkflowAlreadyStartedError
 
     client = await _client(config)
-    stamp = datetime.now(UTC).strftime("%Y%m%d-%H%M%S")
+    started = datetime.now(UTC)
+    stamp = started.strftime("%Y%m%d-%H%M%S")
     run_id = f"t{stamp}-{re.sub(r'[^A-Za-z0-9]+', '-', config.epic_name()).strip('-')}"[:80]
     plan = plan_epic(config, run_id)
     try:
@@ -123,7 +124,38 @@ async def start_epic(config: EpicConfig) -> int:
         reason = f": {outcome.reason}" if outcome.reason else ""
         print(f"{outcome.story}: {outcome.result} on {outcome.host}{reason}", flush=True)
     finished = all(o.result in ("done", "already done") for o in outcomes)
-    return 0 if finished else 1
+    code = ExitCode.OK if finished else ExitCode.FAILED
+    print(f"report: {write_report(config, run_id, started, outcomes, code)}", flush=True)
+    return code
+
+
+def write_report(
+    config: EpicConfig, run_id: str, started: datetime, outcomes: list[StoryOutcome], code: int
+) -> Path:
+    """The epic's report.json in the starter's state dir, each story's account from its host."""
+    from orchestrator.app.runs import RunRecord, StoryReport, close_run
+
+    record = RunRecord(
+        run_id=run_id,
+        epic=str(config.source),
+        started_at=started,
+        stories=[o.story for o in outcomes],
+        epic_sha256=config.sha256,
+        settings=config.model_dump(mode="json"),
+    )
+    reports = [
+        StoryReport.model_validate(o.report)
+        if o.report is not None
+        else StoryReport.model_validate(
+            {"story_id": o.story, "result": o.result, "reason": o.reason, "host": o.host}
+        )
+        for o in outcomes
+    ]
+    _, path = close_run(
+        config.state_dir, record, reports, interrupted=False, exit_code=code,
+        isolation="temporal", branch=None,
+    )  # fmt: skip
+    return path
 
 
 class StoryActivities:
@@ -151,7 +183,8 @@ class StoryActivities:
                 await beating
         if report.result == "skipped" and (report.reason or "").startswith(LOCKED):
             raise RuntimeError(report.reason)  # held by a worker still letting go: try again
-        return StoryOutcome(job.story, self.host, report.result, report.reason)
+        account = report.model_copy(update={"host": self.host}).model_dump(mode="json")
+        return StoryOutcome(job.story, self.host, report.result, report.reason, account)
 
     async def _drive(self, job: StoryJob) -> Any:
         from graphs.checkpoints import run_checkpointer

@@ -11,6 +11,7 @@ from __future__ import annotations
 import asyncio
 from dataclasses import dataclass, field
 from datetime import timedelta
+from typing import Any
 
 from temporalio import workflow
 from temporalio.common import RetryPolicy
@@ -49,12 +50,14 @@ class EpicPlan:
 
 @dataclass
 class StoryOutcome:
-    """How a story's run ended (`result` as in report.json) and on which host."""
+    """How a story's run ended (`result` as in report.json) and on which host; `report` is its
+    whole account in report.json (None for a story skipped before it ran)."""
 
     story: str
     host: str
     result: str
     reason: str | None = None
+    report: dict[str, Any] | None = None
 
 
 @workflow.defn(name="bmad-story")

@@ -120,6 +120,15 @@ async def test_an_epic_over_two_hosts_survives_a_worker_killed_mid_dev(
         done_11 = max(e["ts"] for e in events_of(a) if e.get("session") == "bmad-qa-1-1")
         start_12 = min(e["ts"] for e in events_of(b) if e.get("session") == "bmad-sm-1-2")
         assert start_12 > done_11
+        # The starter's report.json: each story's whole account, from the host that ran it.
+        (report_path,) = (a / STATE_DIR_NAME / "runs").glob("*/report.json")
+        report = json.loads(report_path.read_text())
+        by_id = {s["story_id"]: s for s in report["stories"]}
+        assert {k: (v["result"], v["host"]) for k, v in by_id.items()} == {
+            "1.1": ("done", "a"), "1.2": ("done", "b"), "1.3": ("done", "b"),
+        }  # fmt: skip
+        assert [r["adopted"] for r in by_id["1.1"]["runs"] if r["stage"] == "dev"] == [True]
+        assert report["isolation"] == "temporal" and report["exit_code"] == 0
     finally:
         for process in (*workers.values(), starter):
             if process.poll() is None:
