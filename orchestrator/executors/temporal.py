@@ -222,6 +222,9 @@ class StoryActivities:
                 locks=locks,
             )
             report = await driver.drive(job.story)
+        await asyncio.to_thread(
+            manager.server.remove_idle_socket
+        )  # tmux left with its last session
         print(f"[{self.host}] {job.story}: {report.result}", flush=True)
         return report
 

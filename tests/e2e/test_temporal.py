@@ -22,7 +22,7 @@ import pytest
 import yaml
 
 from orchestrator.defaults import STATE_DIR_NAME
-from orchestrator.tmux import TmuxServer
+from orchestrator.tmux import TmuxServer, socket_path
 from tests.helpers import DEMO, cli, runs, start_cli, wait_for_run
 
 
@@ -138,3 +138,4 @@ async def test_an_epic_over_two_hosts_survives_a_worker_killed_mid_dev(
             server = TmuxServer(f"{socket}-{host}")
             if server.alive():
                 server.kill()
+            socket_path(f"{socket}-{host}").unlink(missing_ok=True)
