@@ -53,6 +53,8 @@ def run_to_exit(main: Coroutine[Any, Any, int]) -> NoReturn:
     except InputError as exc:
         print(f"error: {exc}", file=sys.stderr)
         code = ExitCode.BAD_INPUT
+    except KeyboardInterrupt:  # the workflows go on on Temporal; only this process stops
+        code = ExitCode.INTERRUPTED
     sys.stdout.flush()
     sys.stderr.flush()
     os._exit(int(code))
@@ -119,7 +121,7 @@ async def start_epic(config: EpicConfig) -> int:
         outcomes: list[StoryOutcome] = await handle.result()
     except WorkflowFailureError as exc:
         print(f"the epic workflow failed: {exc.cause or exc}", flush=True)
-        return 1
+        return ExitCode.FAILED
     for outcome in outcomes:
         reason = f": {outcome.reason}" if outcome.reason else ""
         print(f"{outcome.story}: {outcome.result} on {outcome.host}{reason}", flush=True)

@@ -212,3 +212,39 @@ async def test_resume_after_a_hard_kill_adopts_the_live_v6_dev_session(
     assert [r["adopted"] for r in story["runs"] if r["stage"] == "dev"] == [True]
     assert story["result"] == "done" and sprint_entries(project)[KEYS["1.1"]] == "done"
     assert await sessions_left(project, socket) == []
+
+
+def test_build_auto_dispatches_a_stories_yaml_by_folder_and_id(
+    bmad_v6_11_install: Path, tmp_path: Path, socket: str
+) -> None:
+    record = tmp_path / "prompts.jsonl"
+    epic = {
+        "method": "bmad-v6-build",
+        "stories": ["1", "2"],
+        "agent": {"profile": "simulated", "flags": ["--record", str(record)]},
+        "tmux": {"socket": socket, "session_prefix": "bmad"},
+    }
+    project = v6_copy(bmad_v6_11_install, tmp_path, epic)
+    folder = project / "_bmad-output" / "specs" / "spec-rate-limit"
+    folder.mkdir(parents=True)
+    (folder / "SPEC.md").write_text("# Rate limiting\n")
+    (folder / "stories.yaml").write_text(
+        '- id: "1"\n  title: Add rate limiting\n  description: A token bucket.\n'
+        "  invoke_dev_with: Use the existing Redis client.\n"
+        '- id: "2"\n  title: Limiter metrics\n  description: Counters for the dashboard.\n'
+    )
+    git_repo(project)
+    result = cli(project / "epic.yaml", "--plain", timeout=300)
+    assert result.returncode == 0, result.stdout + result.stderr
+    prompts = [json.loads(line)["prompt"] for line in record.read_text().splitlines()]
+    assert prompts[0].startswith(
+        "/bmad-build-auto Spec folder: _bmad-output/specs/spec-rate-limit. Story id: 1."
+    )
+    assert "Use the existing Redis client." in prompts[0]
+    files = git(project, "ls-tree", "-r", "--name-only", "bmad/epic", "_bmad-output/specs")
+    assert "_bmad-output/specs/spec-rate-limit/stories/1-add-rate-limiting.md" in files
+    assert "_bmad-output/specs/spec-rate-limit/stories/2-limiter-metrics.md" in files
+    assert {s: r["result"] for s, r in stories(report(project)).items()} == {
+        "1": "done",
+        "2": "done",
+    }

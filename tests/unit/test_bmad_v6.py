@@ -492,3 +492,57 @@ def test_v4_named_on_a_v6_project_says_which_method_to_use(tmp_path: Path) -> No
     root = v6_project(tmp_path)
     problems, _ = get_method("bmad-v4").open(root).preflight(agents={})
     assert any("method: bmad-v6" in p for p in problems), problems
+
+
+STORIES_YAML = """\
+- id: "1"
+  title: Add rate limiting to the public API
+  description: >-
+    Introduce a token-bucket limiter in front of the public endpoints;
+    return 429 with a Retry-After header on limit breach.
+  spec_checkpoint: true
+  invoke_dev_with: >-
+    Rate limit state must be shared across instances; use the existing
+    Redis client, not in-process memory.
+- id: "2"
+  title: Expose limiter metrics to the ops dashboard
+  description: >-
+    Emit per-route accept/reject counters the existing dashboard can
+    scrape; no new dashboard panels in this story.
+"""
+
+
+def test_a_story_of_a_stories_yaml_is_dispatched_by_folder_and_id(tmp_path: Path) -> None:
+    root = v6_project(tmp_path, version="6.11.0", skills=("bmad-build-auto",))
+    folder = root / "_bmad-output" / "specs" / "spec-rate-limit"
+    folder.mkdir(parents=True)
+    (folder / "SPEC.md").write_text("# Rate limit\n")
+    (folder / "stories.yaml").write_text(STORIES_YAML)
+    project = open_v6(root, "bmad-v6-build")
+    request = StageRequest("dev", "1")
+    prompt = project.prompt(request)
+    assert prompt.startswith(
+        "/bmad-build-auto Spec folder: _bmad-output/specs/spec-rate-limit. Story id: 1."
+    )
+    assert "use the existing\nRedis client" not in prompt and "use the existing Redis" in prompt
+    assert folder / "stories" in project.watch_dirs(request)
+    spec = folder / "stories" / "1-add-rate-limiting.md"
+    spec.parent.mkdir()
+    spec.write_text(SPEC.format(status="done", followup="false", result="\n## Auto Run Result\n"))
+    (folder / "stories" / "10-other.md").write_text("---\nstatus: done\n---\n")  # not story 1
+    output = project.check(request, since_ns=0, baseline={})
+    assert output is not None and output.outcome == "complete" and output.story_file == spec
+    assert project.standing("1").start == "done"
+    assert project.prompt(request).startswith(  # a spec exists: resumed by its path
+        "/bmad-build-auto _bmad-output/specs/spec-rate-limit/stories/1-add-rate-limiting.md"
+    )
+
+
+def test_a_story_id_in_two_stories_yaml_is_never_guessed(tmp_path: Path) -> None:
+    root = v6_project(tmp_path, version="6.11.0", skills=("bmad-build-auto",))
+    for name in ("spec-a", "spec-b"):
+        folder = root / "_bmad-output" / "specs" / name
+        folder.mkdir(parents=True)
+        (folder / "stories.yaml").write_text(STORIES_YAML)
+    standing = open_v6(root, "bmad-v6-build").standing("1")
+    assert standing.start is None and "more than one stories.yaml" in (standing.reason or "")

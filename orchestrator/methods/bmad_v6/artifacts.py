@@ -177,3 +177,52 @@ def find_specs(folder: Path, key: str) -> list[Path]:
             ):
                 found.append(entry)
     return sorted(found, key=lambda p: p.stat().st_mtime_ns, reverse=True)
+
+
+@dataclass(frozen=True)
+class StoriesEntry:
+    """A story of a spec folder's `stories.yaml` (the Story Breakdown's list), for folder+id
+    dispatch: `/bmad-build-auto` given the folder and the id writes `stories/<id>-<slug>.md`."""
+
+    folder: Path
+    id: str
+    title: str
+    invoke_dev_with: str = ""
+
+    def specs(self) -> list[Path]:
+        """The story's spec files (`stories/<id>-*.md`; ids are prefix-free), newest first."""
+        try:
+            found = [
+                p
+                for p in (self.folder / "stories").iterdir()
+                if p.name.startswith(f"{self.id}-") and p.suffix == ".md" and p.is_file()
+            ]
+        except (FileNotFoundError, NotADirectoryError):
+            return []
+        return sorted(found, key=lambda p: p.stat().st_mtime_ns, reverse=True)
+
+
+def stories_entries(specs_dir: Path, story_id: str) -> list[StoriesEntry]:
+    """Every `<specs_dir>/*/stories.yaml` entry whose `id` is `story_id` (as a string: the
+    schema quotes ids, and an unquoted `1` is not `"1"`)."""
+    found: list[StoriesEntry] = []
+    try:
+        folders = sorted(p for p in specs_dir.iterdir() if p.is_dir())
+    except (FileNotFoundError, NotADirectoryError):
+        return []
+    for folder in folders:
+        try:
+            entries = yaml.safe_load((folder / "stories.yaml").read_text())
+        except (OSError, yaml.YAMLError, UnicodeDecodeError):
+            continue
+        for entry in entries if isinstance(entries, list) else []:
+            if isinstance(entry, dict) and entry.get("id") == story_id:
+                found.append(
+                    StoriesEntry(
+                        folder=folder,
+                        id=story_id,
+                        title=str(entry.get("title") or story_id),
+                        invoke_dev_with=str(entry.get("invoke_dev_with") or ""),
+                    )
+                )
+    return found

@@ -15,10 +15,12 @@ from typing import Any
 
 from orchestrator.methods.base import StageOutput, StageRequest, check_template
 from orchestrator.methods.bmad_v6.artifacts import (
+    StoriesEntry,
     find_specs,
     find_story,
     read_spec,
     review_findings,
+    stories_entries,
     story_status,
 )
 from orchestrator.methods.bmad_v6.layout import Flavour, V6Layout, version_tuple
@@ -96,11 +98,22 @@ class Conventions:
     # ------------------------------------------------------------------ files
     def story_file(self, story_id: str) -> Path | None:
         """The story's file (classic) or its newest spec (build)."""
-        key = self.key_of(story_id)
         if self.flavour == "build":
-            specs = find_specs(self.layout.implementation, key)
+            specs = self.specs(story_id)
             return specs[0] if specs else None
-        return find_story(self.layout.implementation, key)
+        return find_story(self.layout.implementation, self.key_of(story_id))
+
+    def entry(self, story_id: str) -> StoriesEntry | None:
+        """The story's `stories.yaml` entry, when exactly one spec folder lists it."""
+        found = stories_entries(self.layout.output / "specs", story_id)
+        return found[0] if len(found) == 1 else None
+
+    def specs(self, story_id: str) -> list[Path]:
+        """Build-auto's spec files of the story, newest first: folder+id, else by story key."""
+        entry = self.entry(story_id)
+        if entry is not None:
+            return entry.specs()
+        return find_specs(self.layout.implementation, self.key_of(story_id))
 
     # ------------------------------------------------------------------ prompts
     def fields(self, request: StageRequest) -> dict[str, str]:
@@ -145,6 +158,10 @@ class Conventions:
                 )
             elif spec is not None:
                 text = f"{call(self.layout.relative(spec))}\n\nResume this story's spec."
+            elif (entry := self.entry(request.story_id)) is not None:
+                folder = self.layout.relative(entry.folder)
+                text = call(f"Spec folder: {folder}. Story id: {entry.id}.")
+                text += f"\n\n{entry.invoke_dev_with}" if entry.invoke_dev_with else ""
             else:
                 text = f"{call(f['story_key'])}\n\nBuild story {f['story_key']} end to end."
         elif request.stage == "sm":
@@ -189,10 +206,11 @@ class Conventions:
 
     # ------------------------------------------------------------------ completion
     def watch_dirs(self, request: StageRequest) -> list[Path]:
-        """The implementation folder (and its `stories/` for folder+id specs)."""
+        """The implementation folder (and the spec folder's `stories/` under folder+id)."""
         folders = [self.layout.implementation]
-        if self.flavour == "build":
-            folders.append(self.layout.implementation / "stories")
+        entry = self.entry(request.story_id) if self.flavour == "build" else None
+        if entry is not None:
+            folders.append(entry.folder / "stories")
         return folders
 
     def baseline(self, request: StageRequest) -> V6Baseline:
@@ -252,7 +270,7 @@ class Conventions:
     def _check_build(
         self, request: StageRequest, *, since_ns: int, baseline: V6Baseline
     ) -> StageOutput | None:
-        for path in find_specs(self.layout.implementation, self.key_of(request.story_id)):
+        for path in self.specs(request.story_id):
             try:
                 written = path.stat().st_mtime_ns
             except OSError:

@@ -23,7 +23,7 @@ from orchestrator.methods.base import (
 )
 from orchestrator.methods.bmad_v6 import conventions as conv
 from orchestrator.methods.bmad_v6 import sprint_merge
-from orchestrator.methods.bmad_v6.artifacts import read_spec, story_status
+from orchestrator.methods.bmad_v6.artifacts import read_spec, stories_entries, story_status
 from orchestrator.methods.bmad_v6.layout import (
     BUILD_SINCE,
     BUILD_SKILL,
@@ -205,6 +205,14 @@ class BmadV6Project:
         key = sprint.story_key(story_id) if sprint is not None else None
         tracked = sprint.entries.get(key) if sprint is not None and key else None
         if self.flavour == "build":
+            folders = stories_entries(self.layout.output / "specs", story_id)
+            if len(folders) > 1:
+                where = ", ".join(self.layout.relative(e.folder) for e in folders)
+                reason = (
+                    f"story {story_id} is listed in more than one stories.yaml ({where}): "
+                    "give it one id per epic, or name the story by its sprint key"
+                )
+                return StoryStanding(story_id, None, None, UNKNOWN, None, None, None, reason)
             spec = read_spec(found) if found else None
             raw = spec.status if spec else None
             if spec is not None and raw == "blocked":

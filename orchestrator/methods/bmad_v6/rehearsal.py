@@ -18,7 +18,7 @@ from typing import TYPE_CHECKING
 
 from orchestrator.files import write_atomic
 from orchestrator.methods.base import RehearsalPaused
-from orchestrator.methods.bmad_v6.artifacts import find_specs, read_spec, review_findings
+from orchestrator.methods.bmad_v6.artifacts import read_spec, review_findings
 from orchestrator.methods.bmad_v6.sprint import move
 
 if TYPE_CHECKING:
@@ -181,8 +181,15 @@ class BmadV6Rehearsal:
 
     def _build(self, story_id: str, *, blocked: bool, followup: bool, omit: bool) -> str:
         key = self.project.story_key(story_id)
-        existing = find_specs(self.layout.implementation, key)
-        path = existing[0] if existing else self.layout.implementation / f"spec-{key}.md"
+        existing = self.project.conventions.specs(story_id)
+        entry = self.project.conventions.entry(story_id)
+        if existing:
+            path = existing[0]
+        elif entry is not None:  # folder+id: `stories/<id>-<slug of the title>.md`
+            slug = re.sub(r"[^a-z0-9]+", "-", entry.title.lower()).strip("-") or "story"
+            path = entry.folder / "stories" / f"{entry.id}-{slug}.md"
+        else:
+            path = self.layout.implementation / f"spec-{key}.md"
         spec = read_spec(path) if path.is_file() else None
         if spec is not None and spec.status == "done" and spec.results == 0:
             write_atomic(path, path.read_text().rstrip("\n") + "\n\n" + _result("done", None))
@@ -208,7 +215,7 @@ class BmadV6Rehearsal:
         return f"{status}: {self.layout.relative(path)}"
 
     def _followup(self, story_id: str) -> str:
-        specs = find_specs(self.layout.implementation, self.project.story_key(story_id))
+        specs = self.project.conventions.specs(story_id)
         if not specs:
             raise FileNotFoundError(f"no spec for {story_id} to review again")
         text = (
