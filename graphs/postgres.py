@@ -4,7 +4,7 @@
 processes: two runs driving the same story would fork its history. Each story run therefore
 holds a session-level advisory lock on its story (and a shared one on its epic) for its whole
 life, on a connection of its own: Postgres releases it when the process dies, however it dies.
-A URL's password is never shown: `redact` is what every message prints.
+A URL is never shown whole (its password): `redact_url` is what every message prints.
 """
 
 from __future__ import annotations
@@ -14,9 +14,9 @@ import os
 import socket
 from collections.abc import AsyncIterator
 from typing import TYPE_CHECKING, Any
-from urllib.parse import urlsplit, urlunsplit
 
 from orchestrator.errors import CheckpointError, ConfigError
+from orchestrator.redaction import redact_url
 
 if TYPE_CHECKING:
     from langgraph.checkpoint.postgres.aio import AsyncPostgresSaver
@@ -30,20 +30,6 @@ from pg_locks l join pg_stat_activity a on a.pid = l.pid
 where l.locktype = 'advisory' and l.granted and l.objsubid = 1
   and ((l.classid::bigint << 32) | l.objid::bigint) = %(key)s::bigint
 """
-
-
-def redact(url: str) -> str:
-    """The URL without its password (and without a query, which may carry one)."""
-    parts = urlsplit(url)
-    host = parts.hostname or ""
-    if parts.port:
-        host = f"{host}:{parts.port}"
-    user = (
-        f"{parts.username}:***@"
-        if parts.username and parts.password
-        else (f"{parts.username}@" if parts.username else "")
-    )
-    return urlunsplit((parts.scheme, f"{user}{host}", parts.path, "", ""))
 
 
 async def _connect(url: str, purpose: str) -> Any:
@@ -63,9 +49,9 @@ async def _connect(url: str, purpose: str) -> Any:
             connect_timeout=10,
         )
     except Exception as exc:  # psycopg.OperationalError and friends; the URL never printed
-        reason = str(exc).replace(url, redact(url)).strip().splitlines()[0:1]
+        reason = str(exc).replace(url, redact_url(url)).strip().splitlines()[0:1]
         raise CheckpointError(
-            f"cannot reach the Postgres checkpointer at {redact(url)}: "
+            f"cannot reach the Postgres checkpointer at {redact_url(url)}: "
             f"{reason[0] if reason else type(exc).__name__}"
         ) from None
 

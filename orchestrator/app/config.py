@@ -24,7 +24,6 @@ from pydantic import (
     model_validator,
 )
 
-from graphs.postgres import redact
 from orchestrator.agents.prices import ModelPrice
 from orchestrator.app.notify import NotifySettings
 from orchestrator.defaults import (
@@ -35,6 +34,7 @@ from orchestrator.defaults import (
 )
 from orchestrator.errors import ConfigError
 from orchestrator.methods import DEFAULT_METHOD, MethodName, detect_method, get_method
+from orchestrator.redaction import redact_url
 from orchestrator.stages import GateName, StageName
 from orchestrator.tmux.names import sanitise
 from orchestrator.units import ByteSize
@@ -214,7 +214,7 @@ class EpicConfig(Settings):
 
     @field_serializer("checkpointer")
     def _checkpointer_shown(self, value: str) -> str:
-        return value if value == "sqlite" or value.startswith("$") else redact(value)
+        return value if value == "sqlite" or value.startswith("$") else redact_url(value)
 
     def checkpointer_url(self) -> str | None:
         """The Postgres URL (from the environment if named there), or None for SQLite."""

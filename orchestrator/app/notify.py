@@ -10,7 +10,6 @@ from __future__ import annotations
 import asyncio
 import base64
 import contextlib
-import hashlib
 import json
 import subprocess
 import time
@@ -24,6 +23,7 @@ from pydantic import Field, field_serializer, field_validator
 
 from orchestrator.app.runs import StoryReport
 from orchestrator.eventlog import EventLog
+from orchestrator.redaction import redact_url
 from state.context import Settings
 
 NoticeEvent = Literal["story_done", "story_failed", "waiting_for_person", "run_finished"]
@@ -34,15 +34,6 @@ NOTICE_EVENTS: tuple[NoticeEvent, ...] = (
     "run_finished",
 )
 RETRY_PAUSES = (1.0, 3.0)  # between the delivery attempts (pacing retries, not synchronising)
-
-
-def redact_url(url: str) -> str:
-    """A URL as it may be shown: scheme and host only (and a short digest to tell URLs apart)."""
-    parts = urlsplit(url)
-    host = parts.hostname or "?"
-    port = f":{parts.port}" if parts.port else ""
-    digest = hashlib.sha256(url.encode()).hexdigest()[:8]
-    return f"{parts.scheme}://{host}{port}/…#{digest}"
 
 
 class NotifySettings(Settings):

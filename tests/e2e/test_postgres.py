@@ -109,9 +109,7 @@ def test_the_password_never_shows(demo: Path, socket: str, postgres_url: str) ->
     closed = postgres_url.rsplit(":", 1)[0] + ":1/postgres"  # nothing listens on port 1
     refused = cli(write_epic(demo, socket, stories=["1.1"], checkpointer=closed))
     assert refused.returncode == 2, refused.stdout + refused.stderr
-    assert "cannot reach the Postgres checkpointer at postgresql://bmad:***@127.0.0.1:1" in (
-        refused.stderr
-    )
+    assert "cannot reach the Postgres checkpointer at postgresql://127.0.0.1:1/…#" in refused.stderr
     missing = cli(write_epic(demo, socket, stories=["1.1"], checkpointer="$BMAD_NO_SUCH_URL"))
     assert missing.returncode == 2
     assert "environment variable BMAD_NO_SUCH_URL is not set" in missing.stderr
@@ -127,7 +125,7 @@ def test_the_password_never_shows(demo: Path, socket: str, postgres_url: str) ->
     ran = cli(epic, "--plain", env={"BMAD_TEST_PG": postgres_url})
     assert ran.returncode == 0, ran.stdout + ran.stderr
     dry = cli(write_epic(demo, socket, stories=["1.1"], checkpointer=postgres_url), "--dry-run")
-    assert "checkpointer: postgresql://bmad:***@127.0.0.1:" in dry.stdout
+    assert "checkpointer: postgresql://127.0.0.1:" in dry.stdout
     written = [p.read_text(errors="replace") for p in (demo / STATE_DIR_NAME).rglob("*.json*")]
     for text in (refused.stdout, refused.stderr, ran.stdout, ran.stderr, dry.stdout, *written):
         assert SECRET not in text

@@ -8,8 +8,9 @@ import pytest
 
 from nodes.gate import pending_gate, question
 from nodes.routing import route_after_gate, route_after_po, route_after_qa, route_after_sm
-from orchestrator.app.notify import NotifySettings, redact_url
+from orchestrator.app.notify import NotifySettings
 from orchestrator.app.people import Waiting, make_answer
+from orchestrator.redaction import redact_url
 from state import RecoveryEntry, StoryPolicy, StoryState
 
 GATED = StoryPolicy(gates=["after_po", "after_qa", "on_needs_input"])
