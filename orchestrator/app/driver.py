@@ -10,17 +10,19 @@ from __future__ import annotations
 
 import asyncio
 from collections.abc import Callable
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
 from langgraph.types import Command
 
-from graphs.postgres import StoryLocks
 from orchestrator.app import isolation, people
 from orchestrator.app.config import EpicConfig
 from orchestrator.app.runs import RunRecord, StoryReport, story_report
 from orchestrator.git import Worktrees
 from orchestrator.methods import StartAt, StoryStanding
 from state import StoryContext, StoryState
+
+if TYPE_CHECKING:
+    from graphs.postgres import StoryLocks
 
 OVER_BUDGET = "over_budget"
 
