@@ -20,6 +20,8 @@ from pathlib import Path
 
 import yaml
 
+from orchestrator.tmux.names import socket_path
+
 AGENT = r"""
 sleep "$BENCH_WORK"
 id=$BMAD_STORY_ID
@@ -99,6 +101,7 @@ def run(epic: Path, socket: str, *extra: str, profile: Path | None = None) -> Me
     wall = time.monotonic() - started
     after = _server_cpu(server)
     subprocess.run(["tmux", "-L", socket, "kill-server"], check=False)
+    socket_path(socket).unlink(missing_ok=True)  # tmux leaves its socket file behind
     return Measured(
         wall=wall,
         cpu=usage.ru_utime + usage.ru_stime,

@@ -19,6 +19,7 @@ import time
 from pathlib import Path
 
 from bench.common import project, run, socket_name
+from orchestrator.tmux.names import socket_path
 
 
 def tmux_floor(pairs: int = 20) -> float:
@@ -38,6 +39,7 @@ def tmux_floor(pairs: int = 20) -> float:
             times.append(time.perf_counter() - started)
     finally:
         subprocess.run(["tmux", "-L", socket, "kill-server"], check=False)
+        socket_path(socket).unlink(missing_ok=True)  # tmux leaves its socket file behind
     return statistics.median(times)
 
 
