@@ -65,12 +65,16 @@ def epic_workflow_id(config: EpicConfig) -> str:
     return f"bmad-epic:{config.epic_name()}"
 
 
-def plan_epic(config: EpicConfig, run_id: str) -> EpicPlan:
-    """Each story's host (its `host:`, else round-robin over `temporal.hosts`) and its deps."""
+def plan_epic(config: EpicConfig, run_id: str, live: list[str] | None = None) -> EpicPlan:
+    """Each story's host (its `host:`, else round-robin over the `temporal.hosts` that have a
+    worker polling now, `live`, or over all of them when none has) and its dependencies."""
     hosts: dict[str, str] = {}
-    pool = config.temporal.hosts
+    pool = live or config.temporal.hosts
+    turn = 0  # the round-robin counts only the stories that name no host
     for index, story in enumerate(config.stories):
-        host = story.host or (pool[index % len(pool)] if pool else None)
+        host = story.host
+        if host is None and pool:
+            host, turn = pool[turn % len(pool)], turn + 1
         if host is None:
             raise ConfigError(
                 f"stories[{index}]: no host for story {story.id!r}: give it `host:` or list "
@@ -80,6 +84,25 @@ def plan_epic(config: EpicConfig, run_id: str) -> EpicPlan:
     return EpicPlan(
         epic=config.epic_name(), run_id=run_id, hosts=hosts, depends_on=config.dependencies()
     )
+
+
+async def live_hosts(client: Any, config: EpicConfig) -> list[str]:
+    """The listed hosts whose worker polls its story queue now (Temporal's poller list)."""
+    from temporalio.api.enums.v1 import TaskQueueType
+    from temporalio.api.taskqueue.v1 import TaskQueue
+    from temporalio.api.workflowservice.v1 import DescribeTaskQueueRequest
+
+    live = []
+    for host in config.temporal.hosts:
+        request = DescribeTaskQueueRequest(
+            namespace=config.temporal.namespace,
+            task_queue=TaskQueue(name=story_queue(host)),
+            task_queue_type=TaskQueueType.TASK_QUEUE_TYPE_ACTIVITY,
+        )
+        answer = await client.workflow_service.describe_task_queue(request)
+        if answer.pollers:
+            live.append(host)
+    return live
 
 
 async def _client(config: EpicConfig) -> Any:
@@ -103,7 +126,7 @@ async def start_epic(config: EpicConfig) -> int:
     started = datetime.now(UTC)
     stamp = started.strftime("%Y%m%d-%H%M%S")
     run_id = f"t{stamp}-{re.sub(r'[^A-Za-z0-9]+', '-', config.epic_name()).strip('-')}"[:80]
-    plan = plan_epic(config, run_id)
+    plan = plan_epic(config, run_id, await live_hosts(client, config))
     try:
         handle = await client.start_workflow(
             EpicWorkflow.run, plan, id=epic_workflow_id(config), task_queue=EPIC_QUEUE

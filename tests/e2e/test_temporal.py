@@ -70,11 +70,12 @@ def host_project(
         "name": name,
         "executor": "temporal",
         "checkpointer": url,
-        "temporal": {"address": address, "hosts": ["a", "b"]},
+        # Host c has no worker: the round-robin skips it, so 1.3 goes to b.
+        "temporal": {"address": address, "hosts": ["c", "b", "a"]},
         "stories": [
             {"id": "1.1", "host": "a"},
             {"id": "1.2", "host": "b", "depends_on": ["1.1"]},
-            {"id": "1.3", "host": "b"},
+            "1.3",
         ],
         "agent": {"profile": "simulated"},
         "stages": {"dev": {"agent": {"profile": "simulated", "flags": dev_flags}}},
@@ -82,6 +83,26 @@ def host_project(
     }
     (project / "epic.yaml").write_text(yaml.safe_dump(epic, sort_keys=False))
     return project
+
+
+async def wait_for_pollers(address: str, hosts: list[str]) -> None:
+    """Wait until each host's worker polls its story queue (as the starter will ask)."""
+    from temporalio.api.enums.v1 import TaskQueueType
+    from temporalio.api.taskqueue.v1 import TaskQueue
+    from temporalio.api.workflowservice.v1 import DescribeTaskQueueRequest
+    from temporalio.client import Client
+
+    client = await Client.connect(address)
+    deadline = time.monotonic() + 60
+    for host in hosts:
+        request = DescribeTaskQueueRequest(
+            namespace="default",
+            task_queue=TaskQueue(name=f"stories@{host}"),
+            task_queue_type=TaskQueueType.TASK_QUEUE_TYPE_ACTIVITY,
+        )
+        while not (await client.workflow_service.describe_task_queue(request)).pollers:
+            assert time.monotonic() < deadline, f"worker {host} never polled"
+            await asyncio.sleep(0.2)  # polling a condition with a deadline
 
 
 def events_of(project: Path) -> list[dict[str, Any]]:
@@ -100,6 +121,7 @@ async def test_an_epic_over_two_hosts_survives_a_worker_killed_mid_dev(
         "a": start_cli("worker", a / "epic.yaml", "--host", "a"),
         "b": start_cli("worker", b / "epic.yaml", "--host", "b"),
     }
+    await wait_for_pollers(temporal_address, ["a", "b"])
     starter = start_cli(a / "epic.yaml")
     try:
         await wait_for_run(a, "1.1", "dev")
