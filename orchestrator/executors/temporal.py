@@ -212,7 +212,7 @@ class StoryActivities:
         return StoryOutcome(job.story, self.host, report.result, report.reason, account)
 
     async def _drive(self, job: StoryJob) -> Any:
-        from graphs.checkpoints import run_checkpointer
+        from graphs.postgres import StoryLocks, postgres_checkpointer
         from graphs.story import build_story_graph
         from orchestrator.app.driver import StoryDriver
         from orchestrator.app.runs import RunRecord
@@ -234,7 +234,10 @@ class StoryActivities:
             text = " ".join(f"{k}={v}" for k, v in event.items() if k in ("event", "stage"))
             print(f"[{self.host}] {job.story}: {text}", flush=True)
 
-        async with run_checkpointer(url, Path(), config.epic_name()) as (saver, locks):
+        async with (
+            postgres_checkpointer(url) as saver,
+            StoryLocks.open(url, config.epic_name()) as locks,
+        ):
             driver = StoryDriver(
                 graph=build_story_graph().compile(checkpointer=saver),
                 config=config,

@@ -16,9 +16,12 @@ from typing import Any
 
 import yaml
 
+from orchestrator.files import write_atomic
+
 _STATUS_LINE = re.compile(
     r"^[ \t>*_]*Status[ \t*_]*:[ \t*_]*(?P<value>[^\r\n]*?)[ \t*_]*\r?$", re.M
 )
+_STATUS_VALUE = re.compile(r"^(Status[ \t]*:[ \t]*)(\S[^\r\n]*)$", re.M)  # as written
 _STATUS_HEADING = re.compile(
     r"^#{2,3}[ \t]*Status[ \t]*\r?\n(?:[ \t]*\r?\n)*(?P<value>[^\r\n#]+)", re.M
 )
@@ -32,6 +35,16 @@ _BLOCKING = re.compile(
     r"^[ \t>*_-]*Blocking condition[ \t*_]*:[ \t*_]*(?P<value>[^\r\n]*?)\r?$", re.M | re.I
 )
 _FRONTMATTER = re.compile(r"\A\ufeff?---[ \t]*\r?\n(?P<body>.*?)\r?\n---[ \t]*(?:\r?\n|\Z)", re.S)
+
+
+def set_story_status(path: Path, value: str) -> None:
+    """Rewrite the story's `Status:` line (kept as it is when already `value`)."""
+    text = path.read_text()
+    if _STATUS_VALUE.search(text) is None:
+        return
+    updated = _STATUS_VALUE.sub(lambda m: f"{m[1]}{value}", text, count=1)
+    if updated != text:
+        write_atomic(path, updated)
 
 
 def normalise(value: str) -> str:

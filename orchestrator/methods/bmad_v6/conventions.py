@@ -9,6 +9,7 @@ reviews and commits; it is done when the spec's `status` is `done` or `blocked` 
 
 from __future__ import annotations
 
+from collections.abc import Callable
 from dataclasses import asdict, dataclass
 from pathlib import Path
 from typing import Any
@@ -90,7 +91,7 @@ class V6Baseline:
 class Conventions:
     """One v6 project's stage conventions, for its flavour (classic or build)."""
 
-    def __init__(self, layout: V6Layout, flavour: Flavour, key_of: Any) -> None:
+    def __init__(self, layout: V6Layout, flavour: Flavour, key_of: Callable[[str], str]) -> None:
         self.layout = layout
         self.flavour = flavour
         self.key_of = key_of  # story id -> sprint-status key (or the id itself)

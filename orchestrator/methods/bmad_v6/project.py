@@ -23,7 +23,12 @@ from orchestrator.methods.base import (
 )
 from orchestrator.methods.bmad_v6 import conventions as conv
 from orchestrator.methods.bmad_v6 import sprint_merge
-from orchestrator.methods.bmad_v6.artifacts import read_spec, stories_entries, story_status
+from orchestrator.methods.bmad_v6.artifacts import (
+    read_spec,
+    set_story_status,
+    stories_entries,
+    story_status,
+)
 from orchestrator.methods.bmad_v6.layout import (
     BUILD_SINCE,
     BUILD_SKILL,
@@ -97,7 +102,8 @@ class BmadV6Project:
         self.conventions = conv.Conventions(layout, flavour, self.story_key)
 
     # ------------------------------------------------------------------ sprint-status
-    def _sprint(self) -> SprintStatus | None:
+    def sprint_status(self) -> SprintStatus | None:
+        """The project's sprint-status, or None when it has none that can be read."""
         try:
             return read_sprint(self.layout.sprint_status)
         except (OSError, SprintStatusError):
@@ -105,13 +111,13 @@ class BmadV6Project:
 
     def story_key(self, story_id: str) -> str:
         """The sprint-status key of `story_id` (the id itself when the file has none)."""
-        sprint = self._sprint()
+        sprint = self.sprint_status()
         key = sprint.story_key(story_id) if sprint is not None else None
         return key or story_id.replace(".", "-")
 
-    def _move(self, story_id: str, value: str, *, back_from: str | None = None) -> None:
+    def move_story(self, story_id: str, value: str, *, back_from: str | None = None) -> None:
         """Move the story (and lift or close its epic) in sprint-status, if the file has it."""
-        sprint = self._sprint()
+        sprint = self.sprint_status()
         key = sprint.story_key(story_id) if sprint is not None else None
         if sprint is None or key is None:
             return
@@ -121,7 +127,7 @@ class BmadV6Project:
         if epic is None:
             return
         move(path, epic, "in-progress")
-        after = self._sprint()
+        after = self.sprint_status()
         if after is not None and all(
             rank(k, after.entries.get(k, "")) == rank(k, "done") for k in after.epic_stories(epic)
         ):
@@ -174,7 +180,7 @@ class BmadV6Project:
         """Dev starts: the story is in progress. Not for build-auto, which needs a clean tree
         to start: its moves are made after it ran, and committed with the stage."""
         if request.stage == "dev" and self.flavour == "classic":
-            self._move(request.story_id, "in-progress", back_from="review")
+            self.move_story(request.story_id, "in-progress", back_from="review")
 
     def after_stage(self, request: StageRequest, output: StageOutput) -> None:
         """The sprint-status move each outcome means."""
@@ -186,22 +192,20 @@ class BmadV6Project:
         }
         if output.outcome in moves:
             value, back_from = moves[output.outcome]
-            self._move(request.story_id, value, back_from=back_from)
+            self.move_story(request.story_id, value, back_from=back_from)
 
     def finish_story(self, story_file: Path) -> None:
         """Passed: the story (file and sprint-status) is done, and its epic if it was the last."""
         if self.flavour == "classic":
-            from orchestrator.methods.bmad_v6.rehearsal import set_story_status
-
             set_story_status(story_file, "done")
         story_id = story_file.stem.removeprefix("spec-")
-        self._move(self.story_key(story_id), "done")
+        self.move_story(self.story_key(story_id), "done")
 
     def standing(self, story_id: str, *, start_at: StartAt | None = None) -> StoryStanding:
         """Where the story stands (from its file), never destructively."""
         found = self.story_file(story_id)
         rel = self.layout.relative(found) if found else None
-        sprint = self._sprint()
+        sprint = self.sprint_status()
         key = sprint.story_key(story_id) if sprint is not None else None
         tracked = sprint.entries.get(key) if sprint is not None and key else None
         if self.flavour == "build":
@@ -288,7 +292,7 @@ class BmadV6Project:
                 f"no {self.layout.relative(self.layout.sprint_status)}: the classic cycle "
                 "tracks stories there. Run the sprint-planning skill first (/bmad-sprint-planning)"
             )
-        elif self.flavour == "classic" and self._sprint() is None:
+        elif self.flavour == "classic" and self.sprint_status() is None:
             problems.append(
                 f"{self.layout.relative(self.layout.sprint_status)} cannot be read as a "
                 "sprint status (no development_status mapping)"

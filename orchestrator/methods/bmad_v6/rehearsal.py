@@ -18,8 +18,7 @@ from typing import TYPE_CHECKING
 
 from orchestrator.files import write_atomic
 from orchestrator.methods.base import RehearsalPaused
-from orchestrator.methods.bmad_v6.artifacts import read_spec, review_findings
-from orchestrator.methods.bmad_v6.sprint import move
+from orchestrator.methods.bmad_v6.artifacts import read_spec, review_findings, set_story_status
 
 if TYPE_CHECKING:
     from orchestrator.methods.bmad_v6.project import BmadV6Project
@@ -29,17 +28,6 @@ PATCH_MENU = (
     "1. Apply every patch\n2. Leave as action items\n3. Walk through each patch\n"
     "HALT — I am waiting for your numbered choice."
 )
-_STATUS = re.compile(r"^(Status[ \t]*:[ \t]*)(\S[^\r\n]*)$", re.M)
-
-
-def set_story_status(path: Path, value: str) -> None:
-    """Rewrite the story's `Status:` line (kept as it is when already `value`)."""
-    text = path.read_text()
-    if _STATUS.search(text) is None:
-        return
-    updated = _STATUS.sub(lambda m: f"{m[1]}{value}", text, count=1)
-    if updated != text:
-        write_atomic(path, updated)
 
 
 def _title(project: BmadV6Project, key: str) -> str:
@@ -61,16 +49,6 @@ class BmadV6Rehearsal:
     def __init__(self, project: BmadV6Project) -> None:
         self.project = project
         self.layout = project.layout
-
-    def _sprint_move(self, story_id: str, value: str, back_from: str | None = None) -> None:
-        sprint = self.project._sprint()
-        key = sprint.story_key(story_id) if sprint is not None else None
-        if sprint is None or key is None:
-            return
-        move(self.layout.sprint_status, key, value, back_from=back_from)
-        epic = sprint.epic_of(key)
-        if epic is not None and value == "ready-for-dev":
-            move(self.layout.sprint_status, epic, "in-progress")  # create-story lifts the epic
 
     def draft(
         self, story_id: str, prompt: str, *, pieces: bool, partial: bool, in_steps: bool,
@@ -95,7 +73,7 @@ class BmadV6Rehearsal:
         write_atomic(path, body)
         if partial:
             return ""
-        self._sprint_move(story_id, "ready-for-dev")
+        self.project.move_story(story_id, "ready-for-dev")
         return f"created {self.layout.relative(path)} (ready-for-dev)"
 
     def validate(self, story_id: str, prompt: str, *, go: bool, conditional: bool) -> str:
@@ -115,7 +93,7 @@ class BmadV6Rehearsal:
             raise RehearsalPaused(
                 "HALT: the story needs a new dependency; approve it before I go on"
             )
-        self._sprint_move(story_id, "in-progress", back_from="review")
+        self.project.move_story(story_id, "in-progress", back_from="review")
         text = story.read_text()
         text = re.sub(r"^(\s*[-*]\s*)\[ \](\s*\[(?:AI-)?Review\]\[(?!Defer))", r"\1[x]\2", text,
                       flags=re.M)  # fmt: skip
@@ -127,7 +105,7 @@ class BmadV6Rehearsal:
         )
         write_atomic(story, text)
         set_story_status(story, "review")
-        self._sprint_move(story_id, "review")
+        self.project.move_story(story_id, "review")
         return f"implemented {self.layout.relative(story)} (review)"
 
     def review(
@@ -147,11 +125,11 @@ class BmadV6Rehearsal:
             text = re.sub(r"^(\s*-\s*)\[ \](\s*\[Review\]\[Patch\])", r"\1[x]\2", text, flags=re.M)
             write_atomic(story, text)
             set_story_status(story, "done")
-            self._sprint_move(story_id, "done")
+            self.project.move_story(story_id, "done")
             return "Review Complete! Story Status: done (1 patch applied, 1 deferred)"
         if findings.any and not findings.open:
             set_story_status(story, "done")  # a re-review of a story whose findings are fixed
-            self._sprint_move(story_id, "done")
+            self.project.move_story(story_id, "done")
             return "Review Complete! Story Status: done (clean review)"
         day = datetime.now(UTC).strftime("%Y-%m-%d")
         if verdict == "FAIL":
@@ -161,7 +139,7 @@ class BmadV6Rehearsal:
             )
             write_atomic(story, text.rstrip("\n") + "\n" + section)
             set_story_status(story, "in-progress")
-            self._sprint_move(story_id, "in-progress", back_from="review")
+            self.project.move_story(story_id, "in-progress", back_from="review")
             return "Review Complete! Story Status: in-progress (1 action item)"
         section = (
             "\n### Review Findings\n\n"
