@@ -41,10 +41,10 @@ def detect_method(root: Path) -> MethodName:
     """The method of the project at `root`: `.bmad-core/` is v4; `_bmad/` is v6, classic when
     its create-story, dev-story and code-review skills are installed, build when only
     `bmad-build-auto` is. Neither: v4, whose preflight then says how to install BMad."""
-    if (root / ".bmad-core").is_dir() or not (root / "_bmad").is_dir():
-        return "bmad-v4"
-    from orchestrator.methods.bmad_v6.layout import detect_flavour
+    from orchestrator.methods.bmad_v6.layout import detect_flavour, is_v6
 
+    if (root / ".bmad-core").is_dir() or not is_v6(root):
+        return "bmad-v4"
     return "bmad-v6" if detect_flavour(root) == "classic" else "bmad-v6-build"
 
 

@@ -10,7 +10,7 @@ items (6.2+) or `Review Follow-ups (AI)` with `[AI-Review]` items (6.0). A build
 from __future__ import annotations
 
 import re
-from dataclasses import dataclass, field
+from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
@@ -124,7 +124,6 @@ class Spec:
     followup: bool
     blocking: str | None
     deferred: tuple[str, ...] = ()
-    frontmatter: dict[str, Any] = field(default_factory=dict, compare=False, repr=False)
 
 
 def read_spec(path: Path) -> Spec | None:
@@ -159,7 +158,6 @@ def read_spec(path: Path) -> Spec | None:
         followup=front.get("followup_review_recommended") is True,
         blocking=blocking["value"].strip() or None if blocking else None,
         deferred=tuple(deferred),
-        frontmatter=front,
     )
 
 
