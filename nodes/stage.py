@@ -38,6 +38,11 @@ from orchestrator.tmux.screen import wait_until_ready
 from orchestrator.watch import NudgeReason, WaitResult, filesystem_now, wait_for_output
 from state import AttemptRecord, NudgeRecord, RecoveryEntry, StoryContext, StoryState
 
+# What an agent that asks a question is told: nobody is there to answer.
+UNATTENDED_ANSWER = (
+    "Nobody can answer questions in this unattended run: decide yourself, note the assumption "
+    "where your stage's output records decisions, and go on."
+)
 StageNode = Callable[[StoryState, Runtime[StoryContext]], Awaitable[dict[str, Any]]]
 
 
@@ -123,17 +128,27 @@ async def run_stage(
     nudges: list[NudgeRecord] = []
 
     async def nudge(reason: NudgeReason) -> bool:
-        """Type the stage's nudge into the session, while nudges are left for this attempt."""
+        """Tell the stopped (or asking) agent what is missing, while nudges are left for this
+        attempt: through its CLI's hook where it waits, else typed. A nudge that cannot be
+        delivered ends the attempt, unless the output became valid meanwhile."""
         assert session is not None
         if len(nudges) >= agent.nudges:
             return False
-        if reason == "attention":
-            for key in profile.dismiss_keys:  # close the question so the input line shows
-                await manager.send_keys(session.name, key, literal=False)
+        question = reason == "attention"
         text = project.nudge(request)
-        await manager.deliver(session, text, profile)
-        nudges.append(NudgeRecord(at=datetime.now(UTC), reason=reason, text=text))
-        manager.events.write("nudge", session=session.name, reason=reason, count=len(nudges))
+        if question:
+            text = f"{UNATTENDED_ANSWER} {text}"
+        now = datetime.now(UTC)
+        try:
+            via = await manager.steer(session, text, profile, question=question)
+        except OrchestratorError as exc:
+            nudges.append(NudgeRecord(at=now, reason=reason, text=text, error=str(exc)))
+            manager.events.write("nudge-error", session=session.name, error=str(exc))
+            return await asyncio.to_thread(check) is not None  # a valid output is kept
+        nudges.append(NudgeRecord(at=now, reason=reason, text=text, via=via))
+        manager.events.write(
+            "nudge", session=session.name, reason=reason, count=len(nudges), via=via
+        )
         emit(
             runtime,
             event="nudge",

@@ -85,11 +85,17 @@ class StoryPolicy(BaseModel):
 
 
 class NudgeRecord(BaseModel):
-    """Text typed into a session whose agent stopped (or asked) before its output was there."""
+    """What a session's agent was told when it stopped (or asked) before its output was there.
+
+    `via`: through the CLI's waiting hook, or typed; None when it could not be delivered
+    (`error` says why).
+    """
 
     at: datetime
     reason: Literal["turn_end", "attention"]
     text: str
+    via: Literal["hook", "typed"] | None = None
+    error: str | None = None
 
 
 class AttemptRecord(BaseModel):

@@ -23,7 +23,12 @@ from tests.helpers import DEMO
 
 BMAD_V4 = "bmad-method@4.44.3"
 BMAD_V6 = {"6.10.0": "bmad-method@6.10.0", "6.11.0": "bmad-method@6.11.0"}
-FOLDER_MARKERS = {"unit": (), "tmux": ("tmux",), "e2e": ("tmux", "slow")}
+FOLDER_MARKERS = {
+    "unit": (),
+    "tmux": ("tmux",),
+    "e2e": ("tmux", "slow"),
+    "realcli": ("tmux", "slow", "realcli"),
+}
 
 
 def pytest_collection_modifyitems(items: list[pytest.Item]) -> None:

@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import json
 import os
+import re
 import subprocess
 import sys
 from collections.abc import Callable
@@ -239,3 +240,9 @@ def tree_snapshot(folder: Path, *, skip: str = STATE_DIR_NAME) -> dict[str, byte
             continue
         found[str(relative)] = path.read_bytes()
     return found
+
+
+def typed_text(line: str) -> str:
+    """What a typed line said: itself, or the text of the file it points to (long texts)."""
+    pointer = re.fullmatch(r"Read (\S+) and do what it says\.", line)
+    return Path(pointer.group(1)).read_text().rstrip("\n") if pointer else line

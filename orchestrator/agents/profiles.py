@@ -56,6 +56,8 @@ class AgentProfile:
     agent_flag: tuple[str, ...] = ()  # the option naming the agent (`--agent` for opencode)
     # Keys that close a question or permission dialog before a nudge is typed.
     dismiss_keys: tuple[str, ...] = ()
+    # Whether the CLI's hook says when a typed line was submitted (else the screen is read).
+    submit_signal: bool = False
 
     def argv(
         self, prompt: str | None, *, launch: Launch | None = None, agent: str = ""
@@ -122,6 +124,7 @@ def make_profile(
             activation=spec.activation,
             agent_flag=spec.agent_flag,
             dismiss_keys=spec.dismiss_keys,
+            submit_signal=spec.submit_signal,
         )
     elif name == "simulated":
         base = split_command(command) if command else simulated_command()

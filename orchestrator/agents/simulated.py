@@ -43,6 +43,7 @@ import time
 from collections.abc import Iterator
 from dataclasses import dataclass
 from pathlib import Path
+from typing import Any
 
 from orchestrator.agents.codework import apply_edits, parse_edit, resolve_conflicts
 from orchestrator.agents.lookalike import INPUT_LINES, Lookalike, add_arguments
@@ -370,7 +371,9 @@ class Agent:
             "last_assistant_message": message,
         }
         if self.args.settings is not None:
-            self.run_hooks("Stop", None, payload)
+            answer = self.run_hooks("Stop", None, payload)
+            if answer.get("decision") == "block":  # Claude goes on with the reason as input
+                self.receive(str(answer.get("reason") or ""))
             return
         target = os.environ.get("BMAD_TURN_END_FILE")
         if target:
@@ -391,16 +394,25 @@ class Agent:
             "tool_input": {"questions": [{"question": QUESTION}]},
         }
         if self.args.settings is not None:
-            self.run_hooks("PreToolUse", "AskUserQuestion", payload)
+            answer = self.run_hooks("PreToolUse", "AskUserQuestion", payload)
+            verdict = answer.get("hookSpecificOutput")
+            if isinstance(verdict, dict) and verdict.get("permissionDecision") == "deny":
+                say("● the question was declined by a hook")
+                self.paused = True  # the denial's reason is what the model reads next
+                self.receive(str(verdict.get("permissionDecisionReason") or ""))
             return
         target = os.environ.get("BMAD_ATTENTION_FILE")
         if target:
             write_atomic(Path(target), json.dumps(payload), mode=0o600)
 
-    def run_hooks(self, event: str, subject: str | None, payload: dict[str, object]) -> None:
-        """Run the settings file's command hooks for `event`, JSON on stdin, as Claude Code does."""
+    def run_hooks(
+        self, event: str, subject: str | None, payload: dict[str, object]
+    ) -> dict[str, Any]:
+        """Run the settings file's command hooks for `event`, JSON on stdin, as Claude Code does;
+        the last JSON object a hook printed (its decision), or {}."""
         import subprocess
 
+        answer: dict[str, Any] = {}
         settings = json.loads(self.args.settings.read_text())
         for entry in settings.get("hooks", {}).get(event, []):
             matcher = entry.get("matcher")
@@ -408,12 +420,17 @@ class Agent:
                 continue
             for hook in entry.get("hooks", []):
                 if hook.get("type") == "command":
-                    subprocess.run(
+                    done = subprocess.run(
                         ["/bin/sh", "-c", hook["command"]],
                         input=json.dumps(payload).encode(),
+                        capture_output=True,
                         timeout=hook.get("timeout", 60),
                         check=False,
                     )
+                    with contextlib.suppress(ValueError):
+                        printed = json.loads(done.stdout or b"{}")
+                        answer = printed if isinstance(printed, dict) and printed else answer
+        return answer
 
     def work(self, prompt: str) -> bool:
         """The stage's file work; False when there is nothing to show for it."""

@@ -1,10 +1,12 @@
-"""Typed delivery: the one hardened way to put text into an agent's input line.
+"""Steering a running agent: through its CLI's hooks first, by typing one short line if not.
 
-Used for agents that take no argv prompt and for nudges. The protocol is the one every mature
-orchestrator converged on: one bracketed paste from a uniquely named buffer (so the TUI sees a
-paste, not keystrokes that open pickers on `/` or `@`), Enter as a separate key, then the screen
-is checked to confirm the text left the input line. Enter alone is retried; the text never is.
-Two senders (even in two processes) never interleave: each session has an input lock.
+`steer` answers a hook that waits (see `orchestrator.agents.steering`): a nudge or a question's
+answer reaches the agent without a keystroke. Typing (`deliver`) is the last resort, and for
+agents that take no argv prompt: one short line (a long text goes into a file it points to),
+one bracketed paste from a uniquely named buffer (so the TUI sees a paste, not keystrokes that
+open pickers on `/` or `@`), Enter as a separate key, and the CLI's own evidence that it took
+the line. Enter alone is retried; the text never is. Two senders (even in two processes) never
+interleave: each session has an input lock.
 """
 
 from __future__ import annotations
@@ -15,19 +17,23 @@ import os
 import time
 import uuid
 from pathlib import Path
+from typing import Literal
 
 from orchestrator.agents.profiles import AgentProfile
-from orchestrator.errors import DeliveryError
+from orchestrator.agents.steering import answer, read_signal, waiting_request
+from orchestrator.errors import DeliveryError, OrchestratorError
 from orchestrator.eventlog import EventLog
-from orchestrator.files import PRIVATE_FILE_MODE, StateDir, open_private
+from orchestrator.files import PRIVATE_FILE_MODE, StateDir, open_private, write_private
 from orchestrator.tmux.model import AgentSession
 from orchestrator.tmux.names import tmux_literal
-from orchestrator.tmux.screen import wait_for_screen, wait_until_ready
+from orchestrator.tmux.screen import POLL_INTERVAL, wait_for_screen, wait_until_ready
 from orchestrator.tmux.server import TmuxServer
 
-PASTE_MARKER = "[Pasted text"
+# How a CLI shows a paste instead of its text: "[Pasted text #1]" (Claude), "[Pasted ~1 lines]".
+PASTE_MARKER = "[Pasted"
 TAIL_CHARS = 24
-CONFIRM_TIMEOUT = 2.0  # seconds for the paste to show, and for it to leave after Enter
+SHORT_LINE = 100  # characters typed at most; a longer text goes into a file the line points to
+CONFIRM_TIMEOUT = 3.0  # seconds for the line to show, and for the CLI to take it after Enter
 
 
 class InputLocks:
@@ -98,61 +104,132 @@ async def deliver(
     confirm_timeout: float = CONFIRM_TIMEOUT,
     enter_retries: int = 3,
 ) -> None:
-    """Type `text` into a ready agent: one bracketed paste, then Enter, confirmed on screen.
+    """Type `text` into a ready agent as one short line, and confirm the CLI submitted it.
 
-    The text is sent exactly once; only Enter is retried (at most `enter_retries` times),
-    because a lost Enter strands the prompt while a resent text duplicates it.
+    Anything longer than a short line goes into an owner-only file that the typed line points
+    to, so nothing wraps in the input box. The line is pasted exactly once (bracketed); only
+    Enter is retried, because a lost Enter strands the line while a resent text duplicates it.
+    Submission is judged by the CLI's own evidence where it gives one (a hook that fires on
+    submit), else by the line leaving the row the cursor is on.
     """
     if not await wait_until_ready(server, session, profile, events):
         raise DeliveryError(f"{session.name}: agent not ready within {profile.ready_timeout}s")
     async with locks(session.name):
         started = time.monotonic()
-        text = text.replace("\r\n", "\n").replace("\r", "\n")
-        tail = _tail(text)
-        await asyncio.to_thread(_paste, server, locks.state, session, text)
+        line, token = await asyncio.to_thread(_short_line, locks.state, session, text)
+        before = _mtime(session.submit_file)
+        await asyncio.to_thread(_paste, server, locks.state, session, line)
         landed = await wait_for_screen(
-            server, session.name, lambda s: _holds_text(s, profile, tail), timeout=confirm_timeout
+            server, session.name, lambda s: _shows(s, token), timeout=confirm_timeout
         )
         if landed is None:
             events.write("deliver-error", session=session.name, reason="paste not visible")
-            raise DeliveryError(f"{session.name}: pasted text did not appear in the input line")
+            raise DeliveryError(f"{session.name}: the typed line did not appear on screen")
         for press in range(1, enter_retries + 2):
             await asyncio.to_thread(server.run, "send-keys", "-t", session.pane_id, "Enter")
-            left = await wait_for_screen(
-                server,
-                session.name,
-                lambda s: not _holds_text(s, profile, tail),
-                timeout=confirm_timeout,
-            )
-            if left is not None:
+            if await _submitted(server, session, profile, token, before, confirm_timeout):
                 events.write(
                     "deliver",
                     session=session.name,
                     bytes=len(text.encode()),
+                    typed=len(line),
                     enter_presses=press,
+                    evidence="hook" if profile.submit_signal else "screen",
                     ms=round((time.monotonic() - started) * 1000, 2),
                 )
                 return
     events.write("deliver-error", session=session.name, reason="enter not accepted")
     raise DeliveryError(
-        f"{session.name}: text still in the input line after {enter_retries + 1} Enter presses"
+        f"{session.name}: no sign the CLI took the line after {enter_retries + 1} Enter presses"
     )
 
 
-def _tail(text: str) -> str:
-    """A recognisable piece of the text's last line, as an input line would show it."""
-    last = next((line for line in reversed(text.splitlines()) if line.strip()), "")
-    return last.strip()[-TAIL_CHARS:]
+async def steer(
+    server: TmuxServer,
+    locks: InputLocks,
+    events: EventLog,
+    session: AgentSession,
+    text: str,
+    profile: AgentProfile,
+    *,
+    question: bool,
+) -> Literal["hook", "typed"]:
+    """Give the agent `text` after its turn ended (or it asked): through the waiting hook when
+    its CLI can be steered so, else typed after closing any question dialog."""
+    signal = session.attention_file if question else session.turn_end_file
+    payload = await asyncio.to_thread(read_signal, signal)
+    request = waiting_request(payload)
+    if payload is not None and request is not None:
+        output = profile.support.steer(payload, text)
+        taken = await answer(signal, request, output or "{}")  # `{}` lets a waiting hook go
+        events.write("steer", session=session.name, via="hook", steered=bool(output), took=taken)
+        if output and taken:
+            return "hook"
+    if question:
+        for key in profile.dismiss_keys:  # close the question so the input line shows
+            await send_keys(server, locks, events, session.name, key, literal=False)
+    await deliver(server, locks, events, session, text, profile)
+    return "typed"
 
 
-def _input_lines(screen: list[str], profile: AgentProfile) -> list[str]:
-    if profile.ready_pattern is None:
-        return screen[-3:]
-    return [line for line in screen if profile.ready_pattern.search(line)][-1:]
+def _short_line(state: StateDir, session: AgentSession, text: str) -> tuple[str, str]:
+    """(the line to type, a token unique to it): the text itself when short, else a pointer."""
+    text = text.replace("\r\n", "\n").replace("\r", "\n")
+    line = text.strip()
+    if len(line) <= SHORT_LINE and "\n" not in line:
+        return line, line[-TAIL_CHARS:]
+    token = f"bmad-{uuid.uuid4().hex[:10]}"
+    path = state.folder("prompts") / f"{token}.md"
+    write_private(path, text if text.endswith("\n") else text + "\n")
+    return f"Read {path} and do what it says.", token
 
 
-def _holds_text(screen: list[str], profile: AgentProfile, tail: str) -> bool:
-    return any(tail in line or PASTE_MARKER in line for line in _input_lines(screen, profile))
+def _mtime(path: Path) -> int | None:
+    try:
+        return os.stat(path).st_mtime_ns
+    except OSError:
+        return None
+
+
+def _shows(screen: list[str], token: str) -> bool:
+    """The token on screen, even when the input box wrapped it (or a paste marker stands in)."""
+    if any(token in line or PASTE_MARKER in line for line in screen):
+        return True
+    return token in "".join(line.strip() for line in screen)
+
+
+async def _submitted(
+    server: TmuxServer,
+    session: AgentSession,
+    profile: AgentProfile,
+    token: str,
+    before: int | None,
+    timeout: float,
+) -> bool:
+    """Whether the CLI took the line: its submit hook fired, or the line left the cursor's row."""
+    if profile.submit_signal:
+        deadline = time.monotonic() + timeout
+        while time.monotonic() < deadline:
+            written = _mtime(session.submit_file)
+            if written is not None and written != before:
+                return True
+            await asyncio.sleep(POLL_INTERVAL)
+        return False
+
+    def left(screen: list[str]) -> bool:
+        rows = [row for row, text in enumerate(screen) if token in text or PASTE_MARKER in text]
+        cursor = _cursor_row(server, session)
+        return not rows or (cursor is not None and rows[-1] < cursor)
+
+    return await wait_for_screen(server, session.name, left, timeout=timeout) is not None
+
+
+def _cursor_row(server: TmuxServer, session: AgentSession) -> int | None:
+    try:
+        out = server.run("display-message", "-p", "-t", session.pane_id, "#{cursor_y}")
+        return int(out[0])
+    except (IndexError, ValueError, OrchestratorError):
+        return None
 
 
 def _paste(server: TmuxServer, state: StateDir, session: AgentSession, text: str) -> None:

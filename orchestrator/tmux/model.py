@@ -42,6 +42,11 @@ class AgentSession:
         """Written by the agent (or its CLI's hook) when it needs a person."""
         return self.exit_file.with_name(f"{self.name}.attention")
 
+    @property
+    def submit_file(self) -> Path:
+        """Written by the CLI's hook when a typed prompt was submitted (typed input's evidence)."""
+        return self.exit_file.with_name(f"{self.name}.submitted")
+
 
 @dataclass(frozen=True)
 class SessionInfo:

@@ -23,7 +23,7 @@ import time
 import weakref
 from collections.abc import Mapping
 from pathlib import Path
-from typing import Any
+from typing import Any, Literal
 
 from orchestrator.agents.profiles import AgentProfile
 from orchestrator.defaults import (
@@ -232,6 +232,14 @@ class TmuxAgentManager:
             text,
             profile,
             confirm_timeout=confirm_timeout,
+        )
+
+    async def steer(
+        self, session: AgentSession, text: str, profile: AgentProfile, *, question: bool
+    ) -> Literal["hook", "typed"]:
+        """Give a stopped (or asking) agent `text`: through its CLI's hook, else typed."""
+        return await delivery.steer(
+            self.server, self.locks, self.events, session, text, profile, question=question
         )
 
     # ---------------------------------------------------------------------------- kill

@@ -23,6 +23,7 @@ from typing import Any
 from orchestrator.agents.clis.base import LaunchSpec
 from orchestrator.agents.clis.claude import NESTING_VARIABLES as CLAUDE_NESTING_VARIABLES
 from orchestrator.agents.profiles import AgentProfile
+from orchestrator.agents.steering import relay_env
 from orchestrator.eventlog import EventLog
 from orchestrator.files import StateDir, read_private, touch_private, write_in_tree, write_private
 from orchestrator.tmux.logs import pipe_command
@@ -72,7 +73,10 @@ def start_session(
     log_path, exit_file = logs / f"{name}.{attempt}.log", run / f"{name}.exit"
     turn_end_file = run / f"{name}.turn"
     attention_file = run / f"{name}.attention"
-    for stale in (exit_file, turn_end_file, attention_file):
+    submit_file = run / f"{name}.submitted"
+    signals = (turn_end_file, attention_file)
+    answers = [Path(f"{path}{suffix}") for path in signals for suffix in (".reply", ".taken")]
+    for stale in (exit_file, *signals, submit_file, *answers):
         stale.unlink(missing_ok=True)  # a planted link is removed, never written through
     touch_private(log_path)
     agent_session_id = str(uuid.uuid4())
@@ -119,6 +123,8 @@ def start_session(
         "BMAD_EXIT_FILE": str(exit_file),
         "BMAD_TURN_END_FILE": str(turn_end_file),
         "BMAD_ATTENTION_FILE": str(attention_file),
+        "BMAD_SUBMIT_FILE": str(submit_file),
+        **relay_env(),
         TOKEN_VARIABLE: token,
     }
     if story_file is not None:

@@ -5,6 +5,7 @@ from __future__ import annotations
 import asyncio
 import json
 import os
+import re
 import stat
 import sys
 from pathlib import Path
@@ -141,7 +142,7 @@ async def test_early_exit_is_reported_with_status_and_screen(manager: TmuxAgentM
     assert "fatal: no API key" in screen
 
 
-async def test_typed_delivery_of_a_4kb_prompt_arrives_whole_and_once(
+async def test_a_4kb_text_is_typed_as_one_short_line_pointing_to_it_once(
     manager: TmuxAgentManager, project: Path
 ) -> None:
     record = project / "received.jsonl"
@@ -157,9 +158,14 @@ async def test_typed_delivery_of_a_4kb_prompt_arrives_whole_and_once(
     session = await manager.spawn("dev", "1.1", profile=profile)
     await manager.deliver(session, text, profile)
     received = [json.loads(line)["prompt"] for line in record.read_text().splitlines()]
-    assert received == [text]
+    assert len(received) == 1  # once: the swallowed Enter was retried, the text was not
+    pointer = re.fullmatch(r"Read (\S+) and do what it says\.", received[0])
+    assert pointer is not None, received
+    assert Path(pointer.group(1)).read_text() == text + "\n"  # the text whole, in its file
+    assert Path(pointer.group(1)).stat().st_mode & 0o777 == 0o600
     events = [e for e in manager.events.read() if e["event"] == "deliver"]
-    assert events[-1]["enter_presses"] == 2  # the swallowed Enter was retried, the text was not
+    assert events[-1]["enter_presses"] == 2
+    assert events[-1]["typed"] < 200
 
 
 async def test_delivery_fails_loudly_when_enter_is_never_accepted(

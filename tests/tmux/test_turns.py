@@ -15,11 +15,17 @@ from typing import Any
 import pytest
 
 from nodes.stage import run_stage
-from orchestrator.agents.clis.base import ATTENTION_HOOK, TURN_END_HOOK
+from orchestrator.agents.clis.base import (
+    ATTENTION_HOOK,
+    ENDED_HOOK,
+    SIGNAL_HOOK,
+    SUBMITTED_HOOK,
+    TURN_END_HOOK,
+)
 from orchestrator.stages import STAGES
 from state import AttemptRecord, StoryState
 from state.context import StoryContext
-from tests.helpers import events, recorded_prompts, simulated_argv, story_context
+from tests.helpers import events, recorded_prompts, simulated_argv, story_context, typed_text
 
 REVISABLE = """# Story 1.1: Add a todo
 
@@ -160,8 +166,11 @@ async def test_an_agent_that_ends_its_turn_without_output_is_nudged(
     assert (record.end, record.outcome) == ("done", "drafted")
     assert [n.reason for n in record.nudges] == ["turn_end"]
     typed = recorded_prompts(project)
-    assert len(typed) == 2 and typed[1] == record.nudges[0].text
-    assert typed[1].startswith("Do not ask") and "docs/stories/1.1.story.md" in typed[1]
+    assert len(typed) == 2 and typed_text(typed[1]) == record.nudges[0].text
+    assert len(typed[1]) < 200  # one short line typed, the nudge in a file it points to
+    assert record.nudges[0].via == "typed"
+    nudge = record.nudges[0].text
+    assert nudge.startswith("Do not ask") and "docs/stories/1.1.story.md" in nudge
 
 
 async def test_a_question_is_answered_by_a_nudge(stage: Runner, project: Path) -> None:
@@ -212,21 +221,39 @@ async def test_the_claude_profile_installs_its_hooks_for_one_invocation(
     }
     assert commands == {
         ("Stop", None): [TURN_END_HOOK],
-        ("StopFailure", None): [TURN_END_HOOK],
+        ("StopFailure", None): [ENDED_HOOK],
         ("PreToolUse", "AskUserQuestion"): [ATTENTION_HOOK],
-        ("PermissionRequest", None): [ATTENTION_HOOK],
-        ("Notification", "permission_prompt"): [ATTENTION_HOOK],
+        ("PermissionRequest", None): [SIGNAL_HOOK],
+        ("Notification", "permission_prompt"): [SIGNAL_HOOK],
+        ("UserPromptSubmit", None): [SUBMITTED_HOOK],
     }
+    turn_end = project / ".bmad-orchestrator" / "run" / "bmad-sm-1-1.turn"
+    assert stat.S_IMODE(turn_end.stat().st_mode) == 0o600  # written by the relay, owner-only
     (spawn,) = [e for e in events(project) if e["event"] == "spawn"]
     assert spawn["argv"][-4:-1] == ["--settings", str(settings), "--session-id"]  # then prompt
 
 
-async def test_a_claude_question_is_dismissed_and_nudged(stage: Runner, project: Path) -> None:
+async def test_a_claude_question_is_answered_through_its_hook(stage: Runner, project: Path) -> None:
     _, record = await stage(
         "sm", profile="claude", command=claude_stand_in(project, "--misbehave", "ask")
     )
     assert (record.end, record.outcome) == ("done", "drafted")
-    assert [n.reason for n in record.nudges] == ["attention"]
+    assert [(n.reason, n.via) for n in record.nudges] == [("attention", "hook")]
+    assert record.nudges[0].text.startswith("Nobody can answer questions")
+    assert len(recorded_prompts(project)) == 2  # the task, then the denial's reason: nothing typed
+    assert not [e for e in events(project) if e["event"] == "deliver"]
+
+
+async def test_a_claude_stop_without_output_is_continued_through_its_hook(
+    stage: Runner, project: Path
+) -> None:
+    _, record = await stage(
+        "sm", profile="claude", command=claude_stand_in(project, "--misbehave", "idle-turn")
+    )
+    assert (record.end, record.outcome, record.turn) == ("done", "drafted", "signal")
+    assert [(n.reason, n.via) for n in record.nudges] == [("turn_end", "hook")]
+    assert recorded_prompts(project)[1] == record.nudges[0].text  # the Stop hook's reason
+    assert not [e for e in events(project) if e["event"] == "deliver"]
 
 
 async def test_nesting_variables_never_reach_the_agent(

@@ -16,6 +16,7 @@ from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any, Literal, Protocol
 
+from orchestrator.agents.steering import hook_command
 from orchestrator.agents.usage import ModelTokens
 
 # How a BMad agent is activated in the CLI: its slash command (`/BMad:agents:sm`), a mention
@@ -23,9 +24,13 @@ from orchestrator.agents.usage import ModelTokens
 Activation = Literal["slash", "mention", "agent", "file"]
 
 # Hook commands are constant text: the paths arrive through the session's environment. Each
-# reads the payload from stdin and keeps it (the last one wins).
-TURN_END_HOOK = '[ -n "$BMAD_TURN_END_FILE" ] && cat > "$BMAD_TURN_END_FILE" || cat > /dev/null'
-ATTENTION_HOOK = '[ -n "$BMAD_ATTENTION_FILE" ] && cat > "$BMAD_ATTENTION_FILE" || cat > /dev/null'
+# runs the relay, which keeps the payload (the last one wins) and, for the asking kinds, waits
+# for the orchestrator's answer (see `orchestrator.agents.relay`).
+TURN_END_HOOK = hook_command("turn-end")
+ATTENTION_HOOK = hook_command("attention")
+SIGNAL_HOOK = hook_command("signal")
+ENDED_HOOK = hook_command("turn-ended")
+SUBMITTED_HOOK = hook_command("submitted")
 
 
 @dataclass(frozen=True)
@@ -90,6 +95,11 @@ class CliSupport(Protocol):
         """The session's usage, or None when no record of it can be found."""
         ...
 
+    def steer(self, payload: Mapping[str, Any], text: str) -> str | None:
+        """What a waiting hook prints so the agent goes on with `text` (a nudge, or the answer
+        to its question), or None when the hook that wrote `payload` cannot steer."""
+        ...
+
 
 @dataclass(frozen=True)
 class Dialog:
@@ -111,6 +121,10 @@ class NoSupport:
 
     def read_usage(self, query: UsageQuery) -> UsageRecord | None:
         """Never known."""
+        return None
+
+    def steer(self, payload: Mapping[str, Any], text: str) -> str | None:
+        """No hooks to steer through."""
         return None
 
 
@@ -157,3 +171,5 @@ class CliSpec:
     activation: Activation = "slash"
     agent_flag: tuple[str, ...] = ()
     dismiss_keys: tuple[str, ...] = ("Escape",)
+    # Whether a hook of the CLI's says when a typed prompt was submitted (`BMAD_SUBMIT_FILE`).
+    submit_signal: bool = False

@@ -16,10 +16,15 @@ from __future__ import annotations
 
 import json
 import re
+from collections.abc import Mapping
 from pathlib import Path
+from typing import Any
 
 from orchestrator.agents.clis.base import (
     ATTENTION_HOOK,
+    ENDED_HOOK,
+    SIGNAL_HOOK,
+    SUBMITTED_HOOK,
     TURN_END_HOOK,
     CliSpec,
     Dialog,
@@ -33,22 +38,45 @@ from orchestrator.agents.clis.base import (
 )
 from orchestrator.agents.usage import ModelTokens
 
+HOOK_TIMEOUT = 60  # seconds Claude gives a hook; the relay answers `{}` well before that
+
 
 def hook_settings() -> dict[str, object]:
-    """The `--settings` file: turn ends and requests for a person, as files."""
+    """The `--settings` file: turn ends and questions go through the relay, which may answer
+    (a `Stop` blocked with a nudge, an `AskUserQuestion` denied with what to do instead)."""
 
     def command(line: str) -> list[dict[str, object]]:
-        return [{"type": "command", "command": line, "timeout": 10}]
+        return [{"type": "command", "command": line, "timeout": HOOK_TIMEOUT}]
 
     return {
         "hooks": {
             "Stop": [{"hooks": command(TURN_END_HOOK)}],
-            "StopFailure": [{"hooks": command(TURN_END_HOOK)}],
+            "StopFailure": [{"hooks": command(ENDED_HOOK)}],
             "PreToolUse": [{"matcher": "AskUserQuestion", "hooks": command(ATTENTION_HOOK)}],
-            "PermissionRequest": [{"hooks": command(ATTENTION_HOOK)}],
-            "Notification": [{"matcher": "permission_prompt", "hooks": command(ATTENTION_HOOK)}],
+            "PermissionRequest": [{"hooks": command(SIGNAL_HOOK)}],
+            "Notification": [{"matcher": "permission_prompt", "hooks": command(SIGNAL_HOOK)}],
+            "UserPromptSubmit": [{"hooks": command(SUBMITTED_HOOK)}],
         }
     }
+
+
+def steer(payload: Mapping[str, Any], text: str) -> str | None:
+    """`Stop` blocked with the nudge as its reason (the turn goes on); `AskUserQuestion` denied
+    with `text` as the reason the model reads; nothing else can be steered."""
+    event = payload.get("hook_event_name")
+    if event == "Stop":
+        return json.dumps({"decision": "block", "reason": text})
+    if event == "PreToolUse":
+        return json.dumps(
+            {
+                "hookSpecificOutput": {
+                    "hookEventName": "PreToolUse",
+                    "permissionDecision": "deny",
+                    "permissionDecisionReason": text,
+                }
+            }
+        )
+    return None
 
 
 def project_folder(cwd: Path) -> str:
@@ -82,6 +110,10 @@ class Claude:
             args=["--settings", str(settings), "--session-id", spec.session_id],
             files={settings: json.dumps(hook_settings(), indent=1)},
         )
+
+    def steer(self, payload: Mapping[str, Any], text: str) -> str | None:
+        """See `steer`."""
+        return steer(payload, text)
 
     def read_usage(self, query: UsageQuery) -> UsageRecord | None:
         """Tokens per model from the transcripts, each message counted once."""
@@ -132,4 +164,4 @@ READY = re.compile(r"^\s*[│|]?\s*[>❯]\s")
 # transcript (CLAUDE_CODE_CHILD_SESSION) or refuse to start (CLAUDECODE, older versions).
 NESTING_VARIABLES = ("CLAUDECODE", "CLAUDE_CODE_ENTRYPOINT", "CLAUDE_CODE_CHILD_SESSION")
 
-SPEC = CliSpec("claude", "claude", Claude(), ready=READY, dialogs=DIALOGS)
+SPEC = CliSpec("claude", "claude", Claude(), ready=READY, dialogs=DIALOGS, submit_signal=True)

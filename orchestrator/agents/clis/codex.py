@@ -17,12 +17,13 @@ from __future__ import annotations
 
 import json
 import re
+from collections.abc import Mapping
 from datetime import datetime
 from pathlib import Path
 from typing import Any
 
 from orchestrator.agents.clis.base import (
-    ATTENTION_HOOK,
+    SIGNAL_HOOK,
     CliSpec,
     Dialog,
     Launch,
@@ -37,7 +38,7 @@ from orchestrator.agents.usage import ModelTokens
 
 BYPASS_HOOK_TRUST = "--dangerously-bypass-hook-trust"
 # `notify` appends the JSON payload as the last argument: "$1" of this constant script.
-NOTIFY_SCRIPT = '[ -n "$BMAD_TURN_END_FILE" ] && printf "%s" "$1" > "$BMAD_TURN_END_FILE"'
+NOTIFY_SCRIPT = 'if [ -n "$BMAD_RELAY" ]; then "$BMAD_PYTHON" -I -S "$BMAD_RELAY" notify "$1"; fi'
 
 
 def toml_string(text: str) -> str:
@@ -50,7 +51,7 @@ def launch_args(flags: tuple[str, ...]) -> list[str]:
     program = ["/bin/sh", "-c", NOTIFY_SCRIPT, "bmad-notify"]
     args = ["-c", f"notify=[{', '.join(toml_string(part) for part in program)}]"]
     if BYPASS_HOOK_TRUST in flags:
-        hook = f'{{type = "command", command = {toml_string(ATTENTION_HOOK)}, timeout = 10}}'
+        hook = f'{{type = "command", command = {toml_string(SIGNAL_HOOK)}, timeout = 10}}'
         args += ["-c", f"hooks.PermissionRequest=[{{hooks = [{hook}]}}]"]
     return args
 
@@ -92,6 +93,10 @@ class Codex:
     def launch(self, spec: LaunchSpec) -> Launch:
         """`-c notify=...` (and the attention hook if hook trust is bypassed by the user)."""
         return Launch(args=launch_args(spec.flags))
+
+    def steer(self, payload: Mapping[str, Any], text: str) -> str | None:
+        """`notify` runs after the turn: nothing waits for an answer."""
+        return None
 
     def read_usage(self, query: UsageQuery) -> UsageRecord | None:
         """The session's last token totals, split into fresh and cached input."""

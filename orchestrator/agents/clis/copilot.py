@@ -18,10 +18,13 @@ from __future__ import annotations
 
 import json
 import re
+from collections.abc import Mapping
 from pathlib import Path
+from typing import Any
 
 from orchestrator.agents.clis.base import (
-    ATTENTION_HOOK,
+    ENDED_HOOK,
+    SIGNAL_HOOK,
     CliSpec,
     Dialog,
     Launch,
@@ -36,8 +39,8 @@ from orchestrator.agents.usage import ModelTokens
 
 # agentStop for the main agent only: a subagent's stop carries an empty transcriptPath.
 MAIN_TURN_END_HOOK = (
-    'payload=$(cat); case "$payload" in *\'"transcriptPath":""\'*) ;; '
-    '*) [ -n "$BMAD_TURN_END_FILE" ] && printf "%s" "$payload" > "$BMAD_TURN_END_FILE" ;; esac'
+    'payload=$(cat); case "$payload" in *\'"transcriptPath":""\'*|*\'"transcriptPath": ""\'*) ;; '
+    f'*) printf "%s" "$payload" | {{ {ENDED_HOOK}; }} ;; esac'
 )
 
 
@@ -67,8 +70,8 @@ def hooks() -> dict[str, object]:
         "version": 1,
         "hooks": {
             "agentStop": command(MAIN_TURN_END_HOOK),
-            "permissionRequest": command(ATTENTION_HOOK),
-            "notification": command(ATTENTION_HOOK, "permission_prompt|elicitation_dialog"),
+            "permissionRequest": command(SIGNAL_HOOK),
+            "notification": command(SIGNAL_HOOK, "permission_prompt|elicitation_dialog"),
         },
     }
 
@@ -84,6 +87,10 @@ class Copilot:
             args=["--session-id", spec.session_id],
             cwd_files={hook_file(spec): json.dumps(hooks(), indent=1)},
         )
+
+    def steer(self, payload: Mapping[str, Any], text: str) -> str | None:
+        """Its hooks are not answered: a question shows as a signal only."""
+        return None
 
     def read_usage(self, query: UsageQuery) -> UsageRecord | None:
         """Tokens per model from the session's `session.shutdown` event, if it was written."""

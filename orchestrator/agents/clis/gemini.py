@@ -20,6 +20,7 @@ from __future__ import annotations
 import json
 import os
 import re
+from collections.abc import Mapping
 from pathlib import Path
 from typing import Any
 
@@ -120,6 +121,10 @@ class Gemini:
             },
             files={settings: json.dumps(hook_settings(_system_settings()), indent=1)},
         )
+
+    def steer(self, payload: Mapping[str, Any], text: str) -> str | None:
+        """Not yet."""
+        return None
 
     def read_usage(self, query: UsageQuery) -> UsageRecord | None:
         """Tokens per model of the recorded conversation."""

@@ -13,7 +13,9 @@ from __future__ import annotations
 import json
 import os
 import re
+from collections.abc import Mapping
 from pathlib import Path
+from typing import Any
 
 from orchestrator.agents.clis.base import (
     CliSpec,
@@ -79,6 +81,10 @@ class Opencode:
             env={"OPENCODE_CONFIG_CONTENT": json.dumps(config), USAGE_VARIABLE: str(usage)},
             files={plugin: PLUGIN, usage: ""},  # the usage file starts empty each attempt
         )
+
+    def steer(self, payload: Mapping[str, Any], text: str) -> str | None:
+        """The plugin does not wait for an answer."""
+        return None
 
     def read_usage(self, query: UsageQuery) -> UsageRecord | None:
         """The last state of each assistant message the plugin saw, tokens and cost."""

@@ -1,0 +1,75 @@
+"""Steering an agent through its CLI's own hooks: the orchestrator's side of `relay.py`.
+
+A hook that asks (a turn end, a question) leaves a request id in its signal file and waits for
+`<signal file>.reply`. Answering it continues the turn with a nudge, or answers a question,
+without typing a character; the relay marks the answer taken, which is the evidence that the CLI
+received it. A hook that gave up waiting (or a CLI without such hooks) is answered by typing.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import json
+import sys
+import time
+from pathlib import Path
+from typing import Any
+
+from orchestrator.files import read_private, write_private
+
+RELAY = Path(__file__).with_name("relay.py")
+TAKEN_TIMEOUT = 5.0  # seconds for a waiting hook to take an answer (it looks every 20 ms)
+POLL = 0.02
+
+
+def relay_env() -> dict[str, str]:
+    """The session variables the hook commands use to find the relay."""
+    return {"BMAD_PYTHON": sys.executable, "BMAD_RELAY": str(RELAY)}
+
+
+def hook_command(kind: str) -> str:
+    """A hook command (constant text: paths come from the session's environment)."""
+    return (
+        f'if [ -n "$BMAD_RELAY" ]; then "$BMAD_PYTHON" -I -S "$BMAD_RELAY" {kind}; '
+        "else cat > /dev/null; printf '{}'; fi"
+    )
+
+
+def read_signal(path: Path) -> dict[str, Any] | None:
+    """The payload a hook left in a signal file, or None."""
+    try:
+        value = json.loads(read_private(path))
+    except (OSError, ValueError):
+        return None
+    return value if isinstance(value, dict) else None
+
+
+def waiting_request(payload: dict[str, Any] | None) -> str | None:
+    """The request id of a hook that still waits for an answer (with a second to spare)."""
+    if payload is None:
+        return None
+    request, until = payload.get("bmad_request"), payload.get("bmad_until")
+    if isinstance(request, str) and isinstance(until, int | float) and until > time.time() + 1:
+        return request
+    return None
+
+
+async def answer(
+    signal: Path, request: str, output: str, *, timeout: float = TAKEN_TIMEOUT
+) -> bool:
+    """Give the waiting hook `output` to print; True once the relay took it."""
+    taken = Path(f"{signal}.taken")
+    taken.unlink(missing_ok=True)
+    await asyncio.to_thread(
+        write_private, Path(f"{signal}.reply"), json.dumps({"request": request, "output": output})
+    )
+    deadline = time.monotonic() + timeout
+    while time.monotonic() < deadline:
+        try:
+            if read_private(taken).strip() == request:
+                return True
+        except OSError:
+            pass
+        await asyncio.sleep(POLL)
+    Path(f"{signal}.reply").unlink(missing_ok=True)  # too late: a later hook must not take it
+    return False

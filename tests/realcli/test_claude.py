@@ -1,0 +1,161 @@
+"""Claude Code itself (the pinned npm build), driven by the scripted model, through whole stories
+on a real BMad v4.44.3 install: first-run screens, turn ends by its own hooks, usage as billed,
+questions and nudges through its hooks, a typed nudge confirmed by its submit hook, a crash."""
+
+from __future__ import annotations
+
+from collections.abc import Callable
+from pathlib import Path
+from typing import Any
+
+from orchestrator.agents.prices import DEFAULT_PRICES, dollars
+from orchestrator.agents.usage import ModelTokens
+from orchestrator.methods.bmad_v4 import BmadPaths, find_story_file, read_status
+from state import StoryState
+from tests.helpers import events, typed_text
+from tests.realcli.anthropic import Anthropic
+from tests.realcli.bmad import BmadBrain, Plan
+from tests.realcli.clis import RealCli, claude_env, with_env
+from tests.realcli.model import ModelServer, Usage
+
+FLAGS = ["--permission-mode", "acceptEdits"]
+STAGES = ("sm", "po", "dev", "qa")
+
+
+async def story(
+    real_cli: Callable[[str], RealCli],
+    run_story: Callable[..., Any],
+    project: Path,
+    tmp_path: Path,
+    plans: dict[str, list[Plan]] | None = None,
+    env: dict[str, str] | None = None,
+    flags: tuple[str, ...] = (),
+    **overrides: Any,
+) -> tuple[StoryState, ModelServer, BmadBrain]:
+    claude = real_cli("claude")
+    brain = BmadBrain(project, plans=plans or {})
+    with ModelServer(brain, [Anthropic()]) as server:
+        environment = claude_env(tmp_path / "home", server.url) | (env or {})
+        command = with_env(environment, [str(claude.binary), *FLAGS, *flags])
+        final = await run_story(
+            project,
+            profile="claude",
+            command=command,
+            settle=30.0,
+            **{stage: {"timeout": 180} for stage in STAGES},
+            **overrides,
+        )
+    return final, server, brain
+
+
+def assert_done(final: StoryState, project: Path) -> None:
+    assert final.result == "done", (final.failure_reason, final.recovery_log)
+    story_file = find_story_file(BmadPaths.load(project).stories, "1.1")
+    assert story_file is not None and read_status(story_file.read_text()) == "Done"
+
+
+async def test_a_story_to_done_with_usage_as_billed(
+    real_cli: Callable[[str], RealCli], run_story: Any, v4_project: Path, tmp_path: Path
+) -> None:
+    final, server, _ = await story(real_cli, run_story, v4_project, tmp_path)
+    assert_done(final, v4_project)
+    assert [(r.stage, r.end, r.turn) for r in final.runs] == [
+        (stage, "done", "signal") for stage in STAGES
+    ]  # every turn ended by Claude's own Stop hook
+    # The first start in a folder Claude has never seen answered its trust screen.
+    assert [e["dialog"] for e in events(v4_project) if e["event"] == "dialog"][:1] == [
+        "workspace-trust"
+    ]
+    # Each stage's task reached the model (the slash command expanded around it).
+    tasks = [t.first_user for t in server.main_turns() if t.rounds == 0]
+    assert any("Draft story 1.1 now" in t for t in tasks)
+    assert any("*review docs/stories/1.1.story.md" in t for t in tasks)
+    billed = server.main_usage()
+    counted = [r.usage for r in final.runs]
+    assert all(u is not None for u in counted)
+    total = Usage(
+        sum(u.input for u in counted if u),
+        sum(u.output for u in counted if u),
+        sum(u.cache_read for u in counted if u),
+        sum(u.cache_write for u in counted if u),
+    )
+    assert total == billed  # to the token
+    model = server.main_turns()[0].model
+    expected = dollars(
+        {model: ModelTokens(billed.input, billed.output, billed.cache_read, billed.cache_write)},
+        DEFAULT_PRICES,
+    )
+    assert expected is not None
+    assert abs(sum(u.usd or 0 for u in counted if u) - expected) < 1e-6
+
+
+async def test_a_question_is_answered_through_the_hook_in_the_same_attempt(
+    real_cli: Callable[[str], RealCli], run_story: Any, v4_project: Path, tmp_path: Path
+) -> None:
+    final, server, _ = await story(
+        real_cli, run_story, v4_project, tmp_path, plans={"sm": [["ask", "work"]]}
+    )
+    assert_done(final, v4_project)
+    sm = final.runs[0]
+    assert (sm.stage, sm.attempt, sm.end) == ("sm", 1, "done")
+    assert [(n.reason, n.via) for n in sm.nudges] == [("attention", "hook")]
+    # The model read the denial's reason as the answer to its question.
+    results = [r for t in server.main_turns() for r in t.tool_results]
+    assert any("Nobody can answer questions" in r for r in results)
+    assert not [e for e in events(v4_project) if e["event"] in ("deliver", "send")]
+
+
+async def test_a_turn_without_output_is_continued_through_the_stop_hook(
+    real_cli: Callable[[str], RealCli], run_story: Any, v4_project: Path, tmp_path: Path
+) -> None:
+    final, server, _ = await story(
+        real_cli, run_story, v4_project, tmp_path, plans={"po": [["idle", "work"]]}
+    )
+    assert_done(final, v4_project)
+    po = next(r for r in final.runs if r.stage == "po")
+    assert (po.attempt, po.end, po.turn) == (1, "done", "signal")
+    assert [(n.reason, n.via) for n in po.nudges] == [("turn_end", "hook")]
+    seen = "\n".join(t.everything() for t in server.main_turns())
+    assert "PO validation report" in po.nudges[0].text or "report" in po.nudges[0].text
+    assert po.nudges[0].text[:60] in seen.replace("\\n", "\n")  # the model got the nudge
+    assert not [e for e in events(v4_project) if e["event"] in ("deliver", "send")]
+
+
+async def test_a_long_nudge_is_typed_as_one_line_and_confirmed_by_the_submit_hook(
+    real_cli: Callable[[str], RealCli], run_story: Any, v4_project: Path, tmp_path: Path
+) -> None:
+    # With hook steering off (the relay answers nothing), the nudge is typed.
+    final, server, _ = await story(
+        real_cli,
+        run_story,
+        v4_project,
+        tmp_path,
+        plans={"po": [["idle", "work"]]},
+        env={"BMAD_STEER_SECONDS": "0"},
+    )
+    assert_done(final, v4_project)
+    po = next(r for r in final.runs if r.stage == "po")
+    assert (po.attempt, po.end) == (1, "done")
+    assert [(n.reason, n.via) for n in po.nudges] == [("turn_end", "typed")]
+    assert len(po.nudges[0].text) > 150  # would wrap in the input box if typed whole
+    (delivered,) = [e for e in events(v4_project) if e["event"] == "deliver"]
+    assert delivered["evidence"] == "hook" and delivered["typed"] <= 200
+    typed = [t.last_user for t in server.main_turns() if "do what it says" in t.last_user]
+    assert typed and typed_text(typed[0].strip()) == po.nudges[0].text
+
+
+async def test_a_crash_mid_stage_is_retried(
+    real_cli: Callable[[str], RealCli], run_story: Any, v4_project: Path, tmp_path: Path
+) -> None:
+    final, _, _ = await story(
+        real_cli,
+        run_story,
+        v4_project,
+        tmp_path,
+        plans={"dev": [["crash"], ["work"]]},
+        flags=("--allowedTools", "Bash"),  # the model's kill runs without a permission dialog
+    )
+    assert_done(final, v4_project)
+    dev = [(r.attempt, r.end) for r in final.runs if r.stage == "dev"]
+    assert dev == [(1, "agent_gone"), (2, "done")]
+    assert final.recovery_log[0].stage == "dev"
