@@ -254,6 +254,7 @@ async def run_stage(
         nudges=nudges,
         agent=profile.name,
         usage=usage,
+        warnings=list(session.meta.get("warnings") or []) if session else [],
     )
     emit(
         runtime,

@@ -120,6 +120,7 @@ class AttemptRecord(BaseModel):
     nudges: list[NudgeRecord] = Field(default_factory=list)
     agent: str = ""  # the profile that ran it (claude, codex, ...)
     usage: Usage | None = None  # None: the CLI's usage record could not be read
+    warnings: list[str] = Field(default_factory=list)  # what the CLI could not do this time
 
 
 class RecoveryEntry(BaseModel):

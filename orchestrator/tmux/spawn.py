@@ -101,9 +101,13 @@ def start_session(
     token = uuid.uuid4().hex
     owner = process_identity(os.getpid())
     record_file = record_path(state, name)
-    cwd_files = [str(path) for path in launch.cwd_files]
+    cwd_files = [str(path) for path in [*launch.cwd_files, *launch.private_files]]
     record = {"session": name, "token": token, "sid": None, "owner": owner, "cwd_files": cwd_files}
     write_private(record_file, json.dumps(record))
+    for path, content in launch.private_files.items():  # recorded first, as cwd files are
+        write_private(path, content)
+    for warning in launch.warnings:
+        events.write("cli-warning", session=name, profile=profile.name, warning=warning)
     made: list[str] = []
     for path, content in launch.cwd_files.items():  # recorded first: a crash cannot strand them
         made += [str(folder) for folder in write_in_tree(project, path, content)]
@@ -205,7 +209,7 @@ def start_session(
         log_path=log_path,
         exit_file=exit_file,
         started_at=datetime.fromtimestamp(int(created), UTC),
-        meta={**meta, "agent_session_id": agent_session_id},
+        meta={**meta, "agent_session_id": agent_session_id, "warnings": launch.warnings},
     )
     events.write(
         "spawn",

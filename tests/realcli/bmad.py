@@ -11,6 +11,8 @@ except how often a stage was started, which the brain counts to misbehave on the
 from __future__ import annotations
 
 import re
+import sys
+import tempfile
 import threading
 from collections import Counter
 from collections.abc import Callable
@@ -30,12 +32,19 @@ STAGE_MARKS = {
 # question tool), "crash" (kill the CLI), "work" (the stage's writes, after reading the story
 # where it is edited), then "done" (end the turn).
 Plan = list[str]
-# The CLI dies: the nearest ancestor of the tool's shell that is the CLI gets SIGKILL.
-CRASH = (
-    'p=$$; while [ "$p" -gt 1 ]; do p=$(ps -o ppid= -p "$p" | tr -d " "); '
-    'case "$(ps -o comm= -p "$p")" in claude|codex|opencode|node|gemini|.opencode) '
-    'kill -9 "$p"; exit;; esac; done'
-)
+# The CLI dies: the nearest ancestor of the tool's shell that is the CLI gets SIGKILL. A script,
+# so the command the model sends is plain (Gemini refuses command substitution).
+CRASH_SCRIPT = """import os, signal
+pid = os.getppid()
+while pid > 1:
+    with open(f"/proc/{pid}/comm") as handle:
+        name = handle.read().strip()
+    if name in ("claude", "codex", "opencode", "node", "gemini", ".opencode", "MainThread"):
+        os.kill(pid, signal.SIGKILL)
+        break
+    with open(f"/proc/{pid}/stat") as handle:
+        pid = int(handle.read().rsplit(")", 1)[1].split()[1])
+"""
 
 
 def which_stage(text: str) -> tuple[str, re.Match[str]] | None:
@@ -158,7 +167,10 @@ class BmadBrain:
                 calls=[Call("ask", {"question": "Shall I draft the story now?"})], usage=self.usage
             )
         if step == "crash":
-            return Reply(calls=[Call("shell", {"command": CRASH})], usage=self.usage)
+            script = Path(tempfile.mkdtemp(prefix="crash-")) / "crash.py"
+            script.write_text(CRASH_SCRIPT)
+            command = f"{sys.executable} {script}"
+            return Reply(calls=[Call("shell", {"command": command})], usage=self.usage)
         if step == "read":
             story = self.project / match.group(1)
             return Reply(calls=[Call("read", {"path": str(story)})], usage=self.usage)

@@ -97,7 +97,15 @@ async def test_each_cli_gets_its_prompt_and_ends_its_turn_through_its_own_mechan
     stage: Any, project: Path, cli: str
 ) -> None:
     _, record = await stage(cli, "--usage", USAGE, "--trust-dialog")
-    assert (record.end, record.outcome, record.turn) == ("done", "drafted", "signal")
+    if cli == "gemini":
+        # The project is under /tmp: Gemini would skip a settings file there, and a HOME under
+        # /tmp gives no other place. Said on the attempt, never a silent fall back to quiet.
+        assert (record.end, record.outcome, record.turn) == ("done", "drafted", "quiet")
+        (warning,) = record.warnings
+        assert "owned by root" in warning and str(project) in warning
+    else:
+        assert (record.end, record.outcome, record.turn) == ("done", "drafted", "signal")
+        assert record.warnings == []
     assert record.agent == cli
     (prompt,) = recorded_prompts(project)
     assert prompt.startswith(HEADS[cli])
@@ -145,9 +153,8 @@ async def test_without_records_usage_is_unknown_not_zero(stage: Any, cli: str) -
     assert record.end == "done" and record.usage is None
 
 
-@pytest.mark.parametrize(
-    "cli", ["claude", "gemini", "copilot", pytest.param("opencode", marks=needs_node)]
-)
+# Gemini's questions: tests/realcli (the stand-in's hooks cannot run from a project under /tmp).
+@pytest.mark.parametrize("cli", ["claude", "copilot", pytest.param("opencode", marks=needs_node)])
 async def test_a_question_reaches_the_attention_file_and_is_nudged(stage: Any, cli: str) -> None:
     _, record = await stage(cli, "--misbehave", "ask")
     assert (record.end, record.outcome) == ("done", "drafted"), record.detail

@@ -50,14 +50,18 @@ class Launch:
     """What a CLI adds to a session: arguments, environment, and files it reads.
 
     `files` are written owner-only before the start; `cwd_files` are files the CLI only reads
-    from its working directory (no flag or variable points elsewhere): written there and
-    removed when the session ends.
+    from its working directory (no flag or variable points elsewhere), and `private_files`
+    files it only accepts outside the state dir (absolute paths in folders of ours): both
+    written before the start and removed when the session ends. `warnings` say what will not
+    work in this session (a signal the CLI will not give), for the attempt's record.
     """
 
     args: list[str] = field(default_factory=list)
     env: dict[str, str] = field(default_factory=dict)
     files: dict[Path, str] = field(default_factory=dict)
     cwd_files: dict[Path, str] = field(default_factory=dict)
+    private_files: dict[Path, str] = field(default_factory=dict)
+    warnings: list[str] = field(default_factory=list)
 
 
 @dataclass(frozen=True)

@@ -3,11 +3,20 @@
 Gemini has no `--settings` flag; `GEMINI_CLI_SYSTEM_SETTINGS_PATH` points its highest settings
 layer at a file for the one process. The orchestrator writes that file with its hooks, merged
 into the system settings the user already has, so hook arrays from every layer still run.
-Gemini runs no hook at all (and ignores `--approval-mode yolo`) in a folder it does not trust,
-and answering its trust screen restarts it; so the session's folder is trusted for that one
-process with `GEMINI_CLI_TRUST_WORKSPACE=true`, as answering would, without writing the user's
-trusted-folders file. Hooks: `AfterAgent` ends a turn; `Notification` (ToolPermission) asks
-for a person. A hook's stdout is parsed as its verdict, so ours print `{}`.
+Gemini skips a system settings file (every hook in it, with a "Security Warning" on screen)
+unless the file and each folder above it are owned by root and writable by nobody else; so the
+file goes in the run dir when that holds, else in a folder of ours under
+`~/.local/state/bmad-orchestrator`, and when neither can hold (not root) the attempt records
+that its turns end on quiet instead. Gemini runs no hook at all (and ignores `--approval-mode
+yolo`) in a folder it does not trust, and answering its trust screen restarts it; so the
+session's folder is trusted for that one process with `GEMINI_CLI_TRUST_WORKSPACE=true`, as
+answering would, without writing the user's trusted-folders file.
+
+Hooks: `AfterAgent` ends a turn and may answer `{"decision": "deny", "reason": R}`, which gives
+the model another turn with R as its input (a nudge, no typing); `BeforeTool` for `ask_user`
+may deny the question with a reason the model reads; `BeforeAgent` fires when a prompt is
+submitted; `Notification` (ToolPermission) asks for a person. A hook's stdout is parsed as its
+verdict: the relay prints `{}` when it has nothing to say.
 
 Usage: the chat recording (`~/.gemini/tmp/<project>/chats/session-<time>-<id8>.jsonl`, its path
 also given to hooks as `transcript_path`). A message is appended again on every update, so the
@@ -20,12 +29,15 @@ from __future__ import annotations
 import json
 import os
 import re
+import uuid
 from collections.abc import Mapping
 from pathlib import Path
 from typing import Any
 
 from orchestrator.agents.clis.base import (
     ATTENTION_HOOK,
+    SIGNAL_HOOK,
+    SUBMITTED_HOOK,
     TURN_END_HOOK,
     CliSpec,
     Dialog,
@@ -42,22 +54,65 @@ from orchestrator.agents.usage import ModelTokens
 SYSTEM_SETTINGS = "/etc/gemini-cli/settings.json"
 
 
+HOOK_TIMEOUT_MS = 60000  # the relay answers `{}` well before this
+OUR_HOOKS = (
+    ("AfterAgent", None, TURN_END_HOOK),
+    ("BeforeTool", "ask_user", ATTENTION_HOOK),
+    ("BeforeAgent", None, SUBMITTED_HOOK),
+    ("Notification", None, SIGNAL_HOOK),
+)
+
+
 def hook_settings(base: dict[str, Any]) -> dict[str, Any]:
     """`base` (the user's system settings) with our hooks added to its hook arrays."""
-
-    def entry(line: str) -> dict[str, object]:
-        return {
-            "hooks": [{"type": "command", "command": f"{line}; printf '{{}}'", "timeout": 10000}]
-        }
-
     settings = dict(base)
     hooks = dict(settings["hooks"]) if isinstance(settings.get("hooks"), dict) else {}
-    for event, line in (("AfterAgent", TURN_END_HOOK), ("Notification", ATTENTION_HOOK)):
+    for event, matcher, line in OUR_HOOKS:
+        entry: dict[str, Any] = {
+            "hooks": [{"type": "command", "command": line, "timeout": HOOK_TIMEOUT_MS}]
+        }
+        if matcher:
+            entry["matcher"] = matcher
         existing = hooks.get(event)
         kept: list[Any] = existing if isinstance(existing, list) else []
-        hooks[event] = [*kept, entry(line)]
+        hooks[event] = [*kept, entry]
     settings["hooks"] = hooks
     return settings
+
+
+def steer(payload: Mapping[str, Any], text: str) -> str | None:
+    """`AfterAgent` denied (the model goes on with `text`); `ask_user` denied with `text`."""
+    if payload.get("hook_event_name") in ("AfterAgent", "BeforeTool"):
+        return json.dumps({"decision": "deny", "reason": text})
+    return None
+
+
+def accepted_folder(folder: Path) -> bool:
+    """Whether Gemini reads a system settings file in `folder`: it and every folder above it
+    (as given and resolved) owned by root and writable by no group or other user."""
+    for start in {folder, folder.resolve()}:
+        for path in (start, *start.parents):
+            try:
+                info = os.stat(path)
+            except OSError:
+                return False
+            if info.st_uid != 0 or info.st_mode & 0o022:
+                return False
+    return True
+
+
+def settings_folder(run_dir: Path) -> Path | None:
+    """Where this session's settings file can go so that Gemini reads it, or None."""
+    if accepted_folder(run_dir):
+        return run_dir
+    if os.geteuid() != 0:
+        return None
+    ours = Path.home() / ".local" / "state" / "bmad-orchestrator" / "gemini"
+    existing = next(p for p in (ours, *ours.parents) if p.exists())
+    if not accepted_folder(existing):
+        return None
+    ours.mkdir(mode=0o700, parents=True, exist_ok=True)
+    return ours if accepted_folder(ours) else None
 
 
 def _system_settings() -> dict[str, Any]:
@@ -111,20 +166,31 @@ class Gemini:
     name = "gemini"
 
     def launch(self, spec: LaunchSpec) -> Launch:
-        """The hooks file as the system layer, the folder trusted, the session id."""
-        settings = spec.run_dir / f"{spec.name}.gemini-settings.json"
-        return Launch(
-            args=["--session-id", spec.session_id],
-            env={
-                "GEMINI_CLI_SYSTEM_SETTINGS_PATH": str(settings),
-                "GEMINI_CLI_TRUST_WORKSPACE": "true",
-            },
-            files={settings: json.dumps(hook_settings(_system_settings()), indent=1)},
+        """The hooks file as the system layer (where Gemini accepts it), the folder trusted."""
+        launch = Launch(
+            args=["--session-id", spec.session_id], env={"GEMINI_CLI_TRUST_WORKSPACE": "true"}
         )
+        folder = settings_folder(spec.run_dir)
+        content = json.dumps(hook_settings(_system_settings()), indent=1)
+        if folder is None:
+            launch.warnings.append(
+                "Gemini reads hooks only from a settings file in folders owned by root and "
+                f"writable by nobody else; {spec.run_dir} is not one, so this session's turns "
+                "end on quiet and nudges are typed"
+            )
+        elif folder == spec.run_dir:
+            settings = folder / f"{spec.name}.gemini-settings.json"
+            launch.files[settings] = content
+        else:
+            settings = folder / f"{spec.name}-{uuid.uuid4().hex[:8]}.json"
+            launch.private_files[settings] = content
+        if folder is not None:
+            launch.env["GEMINI_CLI_SYSTEM_SETTINGS_PATH"] = str(settings)
+        return launch
 
     def steer(self, payload: Mapping[str, Any], text: str) -> str | None:
-        """Not yet."""
-        return None
+        """See `steer`."""
+        return steer(payload, text)
 
     def read_usage(self, query: UsageQuery) -> UsageRecord | None:
         """Tokens per model of the recorded conversation."""
@@ -147,11 +213,20 @@ class Gemini:
         return UsageRecord(per_model, source=str(path))
 
 
-# Idle: the placeholder; typing replaces it with the text after the input box's `>`.
-READY = re.compile(r"Type your message|^\s*[│|]?\s*>\s")
+# Idle: the empty input box's placeholder (after `>`, or `*` in YOLO mode). A `>` line alone is
+# no sign: the echo of an earlier prompt in the scrollback starts with one too.
+READY = re.compile(r"Type your message")
 DIALOGS = (
     # Only shown when trust is left to the screen; answering it restarts Gemini.
     Dialog("folder-trust", re.compile(r"Do you trust the files in this folder"), ("Enter",)),
 )
 
-SPEC = CliSpec("gemini", "gemini", Gemini(), ready=READY, dialogs=DIALOGS, prompt_flag=("-i",))
+SPEC = CliSpec(
+    "gemini",
+    "gemini",
+    Gemini(),
+    ready=READY,
+    dialogs=DIALOGS,
+    prompt_flag=("-i",),
+    submit_signal=True,
+)

@@ -1,6 +1,7 @@
-"""Claude Code itself (the pinned npm build), driven by the scripted model, through whole stories
-on a real BMad v4.44.3 install: first-run screens, turn ends by its own hooks, usage as billed,
-questions and nudges through its hooks, a typed nudge confirmed by its submit hook, a crash."""
+"""The real agent CLIs (the pinned npm builds), driven by the scripted model, through whole
+stories on a real BMad v4.44.3 install: first-run screens, turn ends by the CLI's own signal,
+usage as billed, questions and nudges through its hooks, a typed nudge confirmed by the CLI's
+own evidence, a crash mid-stage. Each test runs once per CLI."""
 
 from __future__ import annotations
 
@@ -8,21 +9,37 @@ from collections.abc import Callable
 from pathlib import Path
 from typing import Any
 
+import pytest
+
 from orchestrator.agents.prices import DEFAULT_PRICES, dollars
 from orchestrator.agents.usage import ModelTokens
 from orchestrator.methods.bmad_v4 import BmadPaths, find_story_file, read_status
 from state import StoryState
 from tests.helpers import events, typed_text
-from tests.realcli.anthropic import Anthropic
 from tests.realcli.bmad import BmadBrain, Plan
-from tests.realcli.clis import RealCli, claude_env, with_env
+from tests.realcli.clis import RealCli, with_env
+from tests.realcli.drivers import DRIVERS, Driver
 from tests.realcli.model import ModelServer, Usage
 
-FLAGS = ["--permission-mode", "acceptEdits"]
 STAGES = ("sm", "po", "dev", "qa")
 
 
+@pytest.fixture(params=sorted(DRIVERS))
+def cli(request: pytest.FixtureRequest) -> Driver:
+    """Each real CLI in turn."""
+    return DRIVERS[request.param]
+
+
+@pytest.fixture
+def asking(cli: Driver) -> Driver:
+    """A CLI whose model can ask the user (others have no question tool to test)."""
+    if not cli.asks:
+        pytest.skip(f"{cli.name} offers the model no question tool")
+    return cli
+
+
 async def story(
+    cli: Driver,
     real_cli: Callable[[str], RealCli],
     run_story: Callable[..., Any],
     project: Path,
@@ -32,14 +49,14 @@ async def story(
     flags: tuple[str, ...] = (),
     **overrides: Any,
 ) -> tuple[StoryState, ModelServer, BmadBrain]:
-    claude = real_cli("claude")
+    binary = real_cli(cli.name).binary
     brain = BmadBrain(project, plans=plans or {})
-    with ModelServer(brain, [Anthropic()]) as server:
-        environment = claude_env(tmp_path / "home", server.url) | (env or {})
-        command = with_env(environment, [str(claude.binary), *FLAGS, *flags])
+    with ModelServer(brain, [cli.protocol()]) as server:
+        environment = cli.env(tmp_path / "home", server.url, project) | (env or {})
+        command = with_env(environment, [str(binary), *cli.flags, *flags])
         final = await run_story(
             project,
-            profile="claude",
+            profile=cli.name,
             command=command,
             settle=30.0,
             **{stage: {"timeout": 180} for stage in STAGES},
@@ -55,22 +72,26 @@ def assert_done(final: StoryState, project: Path) -> None:
 
 
 async def test_a_story_to_done_with_usage_as_billed(
-    real_cli: Callable[[str], RealCli], run_story: Any, v4_project: Path, tmp_path: Path
+    cli: Driver,
+    real_cli: Callable[[str], RealCli],
+    run_story: Any,
+    v4_project: Path,
+    tmp_path: Path,
 ) -> None:
-    final, server, _ = await story(real_cli, run_story, v4_project, tmp_path)
+    final, server, _ = await story(cli, real_cli, run_story, v4_project, tmp_path)
     assert_done(final, v4_project)
     assert [(r.stage, r.end, r.turn) for r in final.runs] == [
         (stage, "done", "signal") for stage in STAGES
     ]  # every turn ended by Claude's own Stop hook
-    # The first start in a folder Claude has never seen answered its trust screen.
-    assert [e["dialog"] for e in events(v4_project) if e["event"] == "dialog"][:1] == [
-        "workspace-trust"
-    ]
+    # The first start in a folder the CLI has never seen: its trust screen answered, if any.
+    dialogs = [e["dialog"] for e in events(v4_project) if e["event"] == "dialog"]
+    assert dialogs[:1] == ([cli.first_dialog] if cli.first_dialog else [])
     # Each stage's task reached the model (the slash command expanded around it).
     tasks = [t.first_user for t in server.main_turns() if t.rounds == 0]
     assert any("Draft story 1.1 now" in t for t in tasks)
     assert any("*review docs/stories/1.1.story.md" in t for t in tasks)
-    billed = server.main_usage()
+    assert not [e for e in events(v4_project) if e["event"] == "cli-warning"]
+    billed = cli.recorded(server.main_usage())
     counted = [r.usage for r in final.runs]
     assert all(u is not None for u in counted)
     total = Usage(
@@ -80,7 +101,7 @@ async def test_a_story_to_done_with_usage_as_billed(
         sum(u.cache_write for u in counted if u),
     )
     assert total == billed  # to the token
-    model = server.main_turns()[0].model
+    (model,) = {m for u in counted if u for m in u.models}
     expected = dollars(
         {model: ModelTokens(billed.input, billed.output, billed.cache_read, billed.cache_write)},
         DEFAULT_PRICES,
@@ -90,10 +111,14 @@ async def test_a_story_to_done_with_usage_as_billed(
 
 
 async def test_a_question_is_answered_through_the_hook_in_the_same_attempt(
-    real_cli: Callable[[str], RealCli], run_story: Any, v4_project: Path, tmp_path: Path
+    asking: Driver,
+    real_cli: Callable[[str], RealCli],
+    run_story: Any,
+    v4_project: Path,
+    tmp_path: Path,
 ) -> None:
     final, server, _ = await story(
-        real_cli, run_story, v4_project, tmp_path, plans={"sm": [["ask", "work"]]}
+        asking, real_cli, run_story, v4_project, tmp_path, plans={"sm": [["ask", "work"]]}
     )
     assert_done(final, v4_project)
     sm = final.runs[0]
@@ -105,11 +130,15 @@ async def test_a_question_is_answered_through_the_hook_in_the_same_attempt(
     assert not [e for e in events(v4_project) if e["event"] in ("deliver", "send")]
 
 
-async def test_a_turn_without_output_is_continued_through_the_stop_hook(
-    real_cli: Callable[[str], RealCli], run_story: Any, v4_project: Path, tmp_path: Path
+async def test_a_turn_without_output_is_continued_through_the_hook(
+    cli: Driver,
+    real_cli: Callable[[str], RealCli],
+    run_story: Any,
+    v4_project: Path,
+    tmp_path: Path,
 ) -> None:
     final, server, _ = await story(
-        real_cli, run_story, v4_project, tmp_path, plans={"po": [["idle", "work"]]}
+        cli, real_cli, run_story, v4_project, tmp_path, plans={"po": [["idle", "work"]]}
     )
     assert_done(final, v4_project)
     po = next(r for r in final.runs if r.stage == "po")
@@ -121,11 +150,16 @@ async def test_a_turn_without_output_is_continued_through_the_stop_hook(
     assert not [e for e in events(v4_project) if e["event"] in ("deliver", "send")]
 
 
-async def test_a_long_nudge_is_typed_as_one_line_and_confirmed_by_the_submit_hook(
-    real_cli: Callable[[str], RealCli], run_story: Any, v4_project: Path, tmp_path: Path
+async def test_a_long_nudge_is_typed_as_one_line_and_confirmed_by_the_cli(
+    cli: Driver,
+    real_cli: Callable[[str], RealCli],
+    run_story: Any,
+    v4_project: Path,
+    tmp_path: Path,
 ) -> None:
     # With hook steering off (the relay answers nothing), the nudge is typed.
     final, server, _ = await story(
+        cli,
         real_cli,
         run_story,
         v4_project,
@@ -139,21 +173,26 @@ async def test_a_long_nudge_is_typed_as_one_line_and_confirmed_by_the_submit_hoo
     assert [(n.reason, n.via) for n in po.nudges] == [("turn_end", "typed")]
     assert len(po.nudges[0].text) > 150  # would wrap in the input box if typed whole
     (delivered,) = [e for e in events(v4_project) if e["event"] == "deliver"]
-    assert delivered["evidence"] == "hook" and delivered["typed"] <= 200
+    assert delivered["evidence"] == cli.submit_evidence and delivered["typed"] <= 200
     typed = [t.last_user for t in server.main_turns() if "do what it says" in t.last_user]
     assert typed and typed_text(typed[0].strip()) == po.nudges[0].text
 
 
 async def test_a_crash_mid_stage_is_retried(
-    real_cli: Callable[[str], RealCli], run_story: Any, v4_project: Path, tmp_path: Path
+    cli: Driver,
+    real_cli: Callable[[str], RealCli],
+    run_story: Any,
+    v4_project: Path,
+    tmp_path: Path,
 ) -> None:
     final, _, _ = await story(
+        cli,
         real_cli,
         run_story,
         v4_project,
         tmp_path,
         plans={"dev": [["crash"], ["work"]]},
-        flags=("--allowedTools", "Bash"),  # the model's kill runs without a permission dialog
+        flags=cli.crash_flags,
     )
     assert_done(final, v4_project)
     dev = [(r.attempt, r.end) for r in final.runs if r.stage == "dev"]
