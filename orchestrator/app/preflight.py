@@ -3,12 +3,16 @@
 from __future__ import annotations
 
 import shutil
+import subprocess
 from pathlib import Path
 
+from orchestrator.agents.clis import CLIS
 from orchestrator.app.config import EpicConfig
 from orchestrator.errors import InputError, ProjectError
 from orchestrator.methods import get_method
 from orchestrator.stages import StageName
+
+VERSION_TIMEOUT = 20.0  # seconds for `<cli> --version` (Node CLIs start slowly on a busy box)
 
 
 def preflight(config: EpicConfig, simulate: bool) -> tuple[list[str], list[str]]:
@@ -20,6 +24,7 @@ def preflight(config: EpicConfig, simulate: bool) -> tuple[list[str], list[str]]
         )
     context = config.story_context("preflight", simulate=simulate)
     agents: dict[StageName, str] = {}
+    commands: set[tuple[str, str]] = set()
     for stage in get_method(config.method).stages:
         try:
             profile = context.profile(stage)
@@ -30,16 +35,38 @@ def preflight(config: EpicConfig, simulate: bool) -> tuple[list[str], list[str]]
         if shutil.which(binary) is None and not Path(binary).is_file():
             problems.append(f"agent command {binary!r} ({stage}) is not on PATH")
         agents[stage] = profile.name
+        if profile.name in CLIS:
+            commands.add((profile.name, binary))
     if config.executor == "temporal" and config.checkpointer_url() is None:
         problems.append(
             "executor: temporal needs a checkpointer every host shares: set `checkpointer:` to "
             "a postgresql:// URL (or $VARIABLE holding one)"
         )
-    warnings: list[str] = []
+    warnings: list[str] = [
+        *filter(None, (cli_version_warning(command) for command in sorted(commands)))
+    ]
     try:
         project = get_method(config.method).open(config.project)
-        found, warnings = project.preflight(agents=agents)
+        found, said = project.preflight(agents=agents)
         problems += found
+        warnings += said
     except ProjectError as exc:
         problems.append(str(exc))
     return list(dict.fromkeys(problems)), warnings
+
+
+def cli_version_warning(command: tuple[str, str]) -> str | None:
+    """A warning when the agent CLI's installed version is outside the tested range."""
+    name, binary = command
+    try:
+        done = subprocess.run(
+            [binary, "--version"],
+            stdin=subprocess.DEVNULL,
+            capture_output=True,
+            text=True,
+            timeout=VERSION_TIMEOUT,
+            check=False,
+        )
+    except (OSError, subprocess.TimeoutExpired):
+        return f"{name}: `{binary} --version` did not answer; its version is unknown"
+    return CLIS[name].untested(done.stdout or done.stderr)

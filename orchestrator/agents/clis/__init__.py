@@ -9,4 +9,4 @@ from orchestrator.agents.clis.opencode import SPEC as OPENCODE
 
 CLIS: dict[str, CliSpec] = {spec.name: spec for spec in (CLAUDE, CODEX, GEMINI, COPILOT, OPENCODE)}
 
-__all__ = ["CLIS", "CliSpec"]
+__all__ = ["CLAUDE", "CLIS", "CODEX", "COPILOT", "GEMINI", "OPENCODE", "CliSpec"]

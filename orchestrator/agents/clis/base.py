@@ -177,3 +177,26 @@ class CliSpec:
     dismiss_keys: tuple[str, ...] = ("Escape",)
     # Whether a hook of the CLI's says when a typed prompt was submitted (`BMAD_SUBMIT_FILE`).
     submit_signal: bool = False
+    # The versions the real binary passed the suite's scenarios with (oldest, newest).
+    tested: tuple[str, str] | None = None
+
+    def untested(self, version_output: str) -> str | None:
+        """A warning when `<binary> --version` names a version outside the tested range."""
+        if self.tested is None:
+            return None
+        found = re.search(r"\d+\.\d+\.\d+", version_output)
+        if found is None:
+            return f"{self.name}: could not read its version from {version_output.strip()!r}"
+        version = _version(found.group())
+        oldest, newest = self.tested
+        if _version(oldest) <= version <= _version(newest):
+            return None
+        span = oldest if oldest == newest else f"{oldest} to {newest}"
+        return (
+            f"{self.name} {found.group()} is not a version this orchestrator was tested with "
+            f"({span}); see the README's compatibility table"
+        )
+
+
+def _version(text: str) -> tuple[int, ...]:
+    return tuple(int(part) for part in text.split("."))

@@ -164,4 +164,12 @@ READY = re.compile(r"^\s*[│|]?\s*[>❯]\s")
 # transcript (CLAUDE_CODE_CHILD_SESSION) or refuse to start (CLAUDECODE, older versions).
 NESTING_VARIABLES = ("CLAUDECODE", "CLAUDE_CODE_ENTRYPOINT", "CLAUDE_CODE_CHILD_SESSION")
 
-SPEC = CliSpec("claude", "claude", Claude(), ready=READY, dialogs=DIALOGS, submit_signal=True)
+SPEC = CliSpec(
+    "claude",
+    "claude",
+    Claude(),
+    ready=READY,
+    dialogs=DIALOGS,
+    submit_signal=True,
+    tested=("2.1.197", "2.1.197"),
+)

@@ -229,4 +229,5 @@ SPEC = CliSpec(
     dialogs=DIALOGS,
     prompt_flag=("-i",),
     submit_signal=True,
+    tested=("0.61.0", "0.61.0"),
 )
