@@ -40,6 +40,7 @@ class AgentProfile:
     command: tuple[str, ...]
     prompt_via_argv: bool = True
     ready_pattern: re.Pattern[str] | None = None
+    busy_pattern: re.Pattern[str] | None = None
     dialogs: tuple[Dialog, ...] = ()
     ready_timeout: float = 120.0
     # tmux refuses commands over ~16 KB (bytes, not characters); longer prompts go through an
@@ -56,6 +57,7 @@ class AgentProfile:
     agent_flag: tuple[str, ...] = ()  # the option naming the agent (`--agent` for opencode)
     # Keys that close a question or permission dialog before a nudge is typed.
     dismiss_keys: tuple[str, ...] = ()
+    question_pattern: re.Pattern[str] | None = None  # a question dialog is drawn
     # Whether the CLI's hook says when a typed line was submitted (else the screen is read).
     submit_signal: bool = False
 
@@ -82,6 +84,8 @@ class AgentProfile:
         if self.ready_pattern is None:
             return True
         if self.first_dialog(screen) is not None:
+            return False
+        if self.busy_pattern is not None and any(map(self.busy_pattern.search, screen)):
             return False
         return any(self.ready_pattern.search(line) for line in screen)
 
@@ -118,12 +122,14 @@ def make_profile(
             name,
             (*split_command(command or spec.binary), *flags),
             ready_pattern=spec.ready,
+            busy_pattern=spec.busy,
             dialogs=spec.dialogs,
             support=spec.support,
             prompt_flag=spec.prompt_flag,
             activation=spec.activation,
             agent_flag=spec.agent_flag,
             dismiss_keys=spec.dismiss_keys,
+            question_pattern=spec.question,
             submit_signal=spec.submit_signal,
         )
     elif name == "simulated":

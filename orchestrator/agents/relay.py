@@ -12,11 +12,13 @@ the hook's stdin, or the last argument (Codex's `notify`).
 - `turn-ended` / `signal`: keep the payload as a turn end / attention signal and wait for
   nothing (an API error ended the turn; a permission dialog is up).
 - `submitted`: note that a prompt was submitted (`BMAD_SUBMIT_FILE`): typed input's evidence.
-- `notify`: a turn end that cannot be answered (Codex runs `notify` after the turn).
+- `notify`: a turn end that cannot be answered (Codex runs `notify` after the turn); a payload
+  of a thread without a rollout file (Codex's title thread) is not the session's and is dropped.
 """
 
 from __future__ import annotations
 
+import glob
 import json
 import os
 import sys
@@ -77,12 +79,29 @@ def await_answer(path: str, request: str, seconds: float) -> str | None:
     return None
 
 
+def rollout(payload: dict[str, object]) -> str | None:
+    """The rollout file of the Codex thread a payload names, if it has one (its title thread
+    has none: that payload is not the session's)."""
+    thread = payload.get("thread-id")
+    if not isinstance(thread, str) or not thread.replace("-", "").isalnum():
+        return None
+    home = os.environ.get("CODEX_HOME") or os.path.join(os.path.expanduser("~"), ".codex")
+    sessions = os.path.join(glob.escape(home), "sessions")
+    found = sorted(glob.glob(os.path.join(sessions, "*", "*", "*", f"*-{thread}.jsonl")))
+    return found[-1] if found else None
+
+
 def main(argv: list[str]) -> int:
     """Relay one hook event; always exit 0 so a problem here never blocks the agent."""
     kind = argv[1] if len(argv) > 1 else ""
     path = os.environ.get(FILES.get(kind, ""), "")
     payload = read_payload(kind, argv[2:])
     output: str | None = None
+    if kind == "notify" and "thread-id" in payload:
+        found = rollout(payload)
+        if found is None:
+            path = ""  # another thread's turn: not this session's
+        payload["bmad_rollout"] = found
     if path:
         request = uuid.uuid4().hex
         try:

@@ -44,14 +44,22 @@ def read_signal(path: Path) -> dict[str, Any] | None:
     return value if isinstance(value, dict) else None
 
 
-def waiting_request(payload: dict[str, Any] | None) -> str | None:
-    """The request id of a hook that still waits for an answer (with a second to spare)."""
+def waiting_request(payload: dict[str, Any] | None, signal: Path) -> str | None:
+    """The request id of a hook that still waits for an answer (with a second to spare, and
+    not answered already)."""
     if payload is None:
         return None
     request, until = payload.get("bmad_request"), payload.get("bmad_until")
-    if isinstance(request, str) and isinstance(until, int | float) and until > time.time() + 1:
-        return request
-    return None
+    if not isinstance(request, str) or not isinstance(until, int | float):
+        return None
+    if until <= time.time() + 1:
+        return None
+    try:
+        if read_private(Path(f"{signal}.taken")).strip() == request:
+            return None
+    except OSError:
+        pass
+    return request
 
 
 async def answer(

@@ -33,6 +33,8 @@ from orchestrator.tmux.server import TmuxServer
 PASTE_MARKER = "[Pasted"
 TAIL_CHARS = 24
 SHORT_LINE = 100  # characters typed at most; a longer text goes into a file the line points to
+DIALOG_TIMEOUT = 10.0  # seconds for a question dialog to be drawn after its signal
+MAX_DISMISSALS = 3
 CONFIRM_TIMEOUT = 3.0  # seconds for the line to show, and for the CLI to take it after Enter
 
 
@@ -155,21 +157,64 @@ async def steer(
     question: bool,
 ) -> Literal["hook", "typed"]:
     """Give the agent `text` after its turn ended (or it asked): through the waiting hook when
-    its CLI can be steered so, else typed after closing any question dialog."""
+    its CLI can be steered so, else typed after closing any question dialog (closing it may
+    end the turn: then the turn end's hook takes the text)."""
     signal = session.attention_file if question else session.turn_end_file
-    payload = await asyncio.to_thread(read_signal, signal)
-    request = waiting_request(payload)
-    if payload is not None and request is not None:
-        output = profile.support.steer(payload, text)
-        taken = await answer(signal, request, output or "{}")  # `{}` lets a waiting hook go
-        events.write("steer", session=session.name, via="hook", steered=bool(output), took=taken)
-        if output and taken:
-            return "hook"
+    if await _answer_hook(events, session, signal, text, profile):
+        return "hook"
     if question:
-        for key in profile.dismiss_keys:  # close the question so the input line shows
-            await send_keys(server, locks, events, session.name, key, literal=False)
+        before = _mtime(session.turn_end_file)
+        await _close_question(server, locks, events, session, profile)
+        ended = await _changed(session.turn_end_file, before, CONFIRM_TIMEOUT)
+        if ended and await _answer_hook(events, session, session.turn_end_file, text, profile):
+            return "hook"
     await deliver(server, locks, events, session, text, profile)
     return "typed"
+
+
+async def _answer_hook(
+    events: EventLog, session: AgentSession, signal: Path, text: str, profile: AgentProfile
+) -> bool:
+    """Answer the hook that waits on `signal` with `text`; False when none waits (or the CLI
+    cannot go on with it: the hook is let go with `{}`)."""
+    payload = await asyncio.to_thread(read_signal, signal)
+    request = waiting_request(payload, signal)
+    if payload is None or request is None:
+        return False
+    output = profile.support.steer(payload, text)
+    taken = await answer(signal, request, output or "{}")  # `{}` lets a waiting hook go
+    events.write("steer", session=session.name, via="hook", steered=bool(output), took=taken)
+    return bool(output and taken)
+
+
+async def _close_question(
+    server: TmuxServer,
+    locks: InputLocks,
+    events: EventLog,
+    session: AgentSession,
+    profile: AgentProfile,
+) -> None:
+    """Close the question dialog with the profile's keys, once it is drawn (keys sent before
+    that reach the turn instead: Escape interrupts it) and until it is gone."""
+    pattern = profile.question_pattern
+    if pattern is None:
+        for key in profile.dismiss_keys:
+            await send_keys(server, locks, events, session.name, key, literal=False)
+        return
+
+    def drawn(screen: list[str]) -> bool:
+        return any(map(pattern.search, screen))
+
+    for _ in range(MAX_DISMISSALS):
+        if await wait_for_screen(server, session.name, drawn, timeout=DIALOG_TIMEOUT) is None:
+            return  # no dialog (any more): the input line is there
+        for key in profile.dismiss_keys:
+            await send_keys(server, locks, events, session.name, key, literal=False)
+        gone = await wait_for_screen(
+            server, session.name, lambda s: not drawn(s), timeout=CONFIRM_TIMEOUT
+        )
+        if gone is not None:
+            return
 
 
 def _short_line(state: StateDir, session: AgentSession, text: str) -> tuple[str, str]:
@@ -191,6 +236,16 @@ def _mtime(path: Path) -> int | None:
         return None
 
 
+async def _changed(path: Path, before: int | None, timeout: float) -> bool:
+    """Whether `path` is written (its mtime moves from `before`) within `timeout` seconds."""
+    deadline = time.monotonic() + timeout
+    while time.monotonic() < deadline:
+        if _mtime(path) not in (None, before):
+            return True
+        await asyncio.sleep(POLL_INTERVAL)
+    return False
+
+
 def _shows(screen: list[str], token: str) -> bool:
     """The token on screen, even when the input box wrapped it (or a paste marker stands in)."""
     if any(token in line or PASTE_MARKER in line for line in screen):
@@ -208,13 +263,7 @@ async def _submitted(
 ) -> bool:
     """Whether the CLI took the line: its submit hook fired, or the line left the cursor's row."""
     if profile.submit_signal:
-        deadline = time.monotonic() + timeout
-        while time.monotonic() < deadline:
-            written = _mtime(session.submit_file)
-            if written is not None and written != before:
-                return True
-            await asyncio.sleep(POLL_INTERVAL)
-        return False
+        return await _changed(session.submit_file, before, timeout)
 
     def left(screen: list[str]) -> bool:
         rows = [row for row, text in enumerate(screen) if token in text or PASTE_MARKER in text]

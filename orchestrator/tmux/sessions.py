@@ -266,6 +266,9 @@ class TmuxAgentManager:
         self.server.kill_session(name)
         if row.exit_file is not None:
             record = row.exit_file.with_name(f"{name}.proc.json")
+            # What left the pane's process session (a CLI's detached daemon) still carries
+            # the session's token: it ends with the session too, and nothing else does.
+            forced += terminate_marked(_token(record), None, grace)
             remove_cwd_files(record)
             record.unlink(missing_ok=True)
         self.events.write(
@@ -335,6 +338,13 @@ class TmuxAgentManager:
         if old:
             self.events.write("cleanup", sessions=old, max_age=max_age)
         return old
+
+
+def _token(record: Path) -> str:
+    try:
+        return str(json.loads(read_private(record)).get("token") or "")
+    except (OSError, ValueError, AttributeError):
+        return ""
 
 
 class SessionProbe:

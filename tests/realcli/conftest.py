@@ -12,6 +12,7 @@ from typing import Any
 import pytest
 
 from graphs.story import build_story_graph
+from orchestrator.agents.prices import ModelPrice
 from orchestrator.tmux import TmuxAgentManager
 from state import StoryPolicy, StoryState
 from state.context import StoryContext
@@ -67,9 +68,10 @@ async def run_story(socket: str) -> AsyncIterator[Callable[..., Any]]:
 
     async def run(
         project: Path, *, profile: str, command: list[str], policy: StoryPolicy | None = None,
-        **overrides: Any,
+        pricing: dict[str, ModelPrice] | None = None, **overrides: Any,
     ) -> StoryState:  # fmt: skip
         context = story_context(project, socket, profile=profile, command=command, **overrides)
+        context = context.model_copy(update={"pricing": pricing or {}})
         contexts.append(context)
         graph = build_story_graph().compile()
         output = await graph.ainvoke(

@@ -18,7 +18,7 @@ from orchestrator.tmux import TmuxAgentManager, logs
 from orchestrator.tmux.processes import session_members
 from orchestrator.tmux.screen import wait_for_screen, wait_until_ready
 from orchestrator.watch import wait_for_output
-from tests.helpers import simulated_argv, spawn_orphan
+from tests.helpers import alive, simulated_argv, spawn_orphan, wait_until
 
 ARGV_DUMP = (
     "import json, os, sys, pathlib;"
@@ -367,3 +367,26 @@ async def test_sessions_started_before_the_stage_rename_are_still_read(
     info = await manager.info(session.name)
     assert info is not None and info.stage == "dev"
     assert await manager.kill(session.name) is True
+
+
+async def test_a_daemon_the_agent_detached_ends_with_its_session_and_no_other_process(
+    manager: TmuxAgentManager, project: Path
+) -> None:
+    # As Codex's app-server does: a child in a process session of its own, which the pane's
+    # process session no longer holds. It carries the session's token, so it ends too.
+    pidfile = project / "daemon.pid"
+    script = f"setsid sleep 300 & echo $! > {pidfile}; exec sleep 300"
+    session = await manager.spawn(
+        "dev", "1.1", profile=make_profile("generic", ["sh", "-c", script])
+    )
+    await wait_until(lambda: pidfile.exists() and pidfile.read_text().strip(), folder=project)
+    daemon = int(pidfile.read_text())
+    assert os.getsid(daemon) != os.getsid(0) and alive(daemon)
+    bystander = await asyncio.create_subprocess_exec("sleep", "300")  # ours, not the session's
+    try:
+        await manager.kill(session.name)
+        await wait_until(lambda: not alive(daemon), folder=project, timeout=10, what="its end")
+        assert bystander.returncode is None
+    finally:
+        bystander.kill()
+        await bystander.wait()

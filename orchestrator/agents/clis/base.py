@@ -170,11 +170,14 @@ class CliSpec:
     binary: str
     support: CliSupport
     ready: re.Pattern[str] | None = None
+    busy: re.Pattern[str] | None = None  # on screen while the agent works: not ready then
     dialogs: tuple[Dialog, ...] = ()
     prompt_flag: tuple[str, ...] = ()  # the option before the prompt; empty: positional
     activation: Activation = "slash"
     agent_flag: tuple[str, ...] = ()
     dismiss_keys: tuple[str, ...] = ("Escape",)
+    # On screen while a question (or permission) dialog is up: the keys wait until it is drawn.
+    question: re.Pattern[str] | None = None
     # Whether a hook of the CLI's says when a typed prompt was submitted (`BMAD_SUBMIT_FILE`).
     submit_signal: bool = False
     # The versions the real binary passed the suite's scenarios with (oldest, newest).

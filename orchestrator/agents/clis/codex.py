@@ -7,10 +7,14 @@ or `--dangerously-bypass-hook-trust`, which would also run a repository's own un
 hooks). So the attention hook is added only when the user passes that flag themselves; without
 it a question shows as a stall. The hook-review screen is answered "continue without trusting".
 
+Codex also runs `notify` for its title-generation thread, whose payload can arrive just before
+or after the real turn's: the relay keeps only payloads of a thread that has a rollout file
+(the title thread is ephemeral and has none), so the turn end and the usage are the session's.
+
 Usage: the rollout `$CODEX_HOME/sessions/YYYY/MM/DD/rollout-<time>-<thread>.jsonl`, found by the
 thread id the turn-end payload names (or, failing that, by working directory and start time,
 only when exactly one rollout matches). Its last `token_count` has the session's totals;
-`input_tokens` includes the cached ones. Codex reports no dollars.
+`input_tokens` includes the cache reads and writes. Codex reports no dollars.
 """
 
 from __future__ import annotations
@@ -46,10 +50,15 @@ def toml_string(text: str) -> str:
     return json.dumps(text)  # JSON string escapes are valid TOML basic-string escapes
 
 
-def launch_args(flags: tuple[str, ...]) -> list[str]:
-    """`-c` overrides: notify, and the attention hook when the user bypasses hook trust."""
+def launch_args(flags: tuple[str, ...], cwd: Path) -> list[str]:
+    """`-c` overrides: notify; the session's folder trusted for this invocation (0.171 asks
+    "Trust this folder?" in a repository it has not seen, and answering writes the user's
+    config); no app-server daemon (it would outlive the session); and the attention hook
+    when the user bypasses hook trust."""
     program = ["/bin/sh", "-c", NOTIFY_SCRIPT, "bmad-notify"]
     args = ["-c", f"notify=[{', '.join(toml_string(part) for part in program)}]"]
+    args += ["-c", f"projects={{{toml_string(str(cwd))}={{trust_level={toml_string('trusted')}}}}}"]
+    args += ["-c", "features.daemon_auto_start=false"]
     if BYPASS_HOOK_TRUST in flags:
         hook = f'{{type = "command", command = {toml_string(SIGNAL_HOOK)}, timeout = 10}}'
         args += ["-c", f"hooks.PermissionRequest=[{{hooks = [{hook}]}}]"]
@@ -58,6 +67,9 @@ def launch_args(flags: tuple[str, ...]) -> list[str]:
 
 def rollouts(query: UsageQuery) -> list[Path]:
     """The session's rollout file(s): by thread id, else by cwd and start time."""
+    hinted = (query.turn_end or {}).get("bmad_rollout")  # found by the relay, in the CLI's env
+    if isinstance(hinted, str) and hinted and Path(hinted).is_file():
+        return [Path(hinted)]
     root = home(query.env, "CODEX_HOME", ".codex") / "sessions"
     thread = (query.turn_end or {}).get("thread-id")
     if isinstance(thread, str) and re.fullmatch(r"[0-9a-fA-F-]{8,64}", thread):
@@ -92,7 +104,7 @@ class Codex:
 
     def launch(self, spec: LaunchSpec) -> Launch:
         """`-c notify=...` (and the attention hook if hook trust is bypassed by the user)."""
-        return Launch(args=launch_args(spec.flags))
+        return Launch(args=launch_args(spec.flags, spec.cwd))
 
     def steer(self, payload: Mapping[str, Any], text: str) -> str | None:
         """`notify` runs after the turn: nothing waits for an answer."""
@@ -117,26 +129,40 @@ class Codex:
         if totals is None:
             return UsageRecord({}, source=str(files[0]))
         cached = number(totals.get("cached_input_tokens"))
-        tokens = ModelTokens(
-            input=max(0, number(totals.get("input_tokens")) - cached),
+        written = number(totals.get("cache_write_input_tokens"))
+        tokens = ModelTokens(  # `input_tokens` holds the cache reads and writes too
+            input=max(0, number(totals.get("input_tokens")) - cached - written),
             output=number(totals.get("output_tokens")),
             cache_read=cached,
-            cache_write=number(totals.get("cache_write_input_tokens")),
+            cache_write=written,
         )
         return UsageRecord({model: tokens}, source=str(files[0]))
 
 
 DIALOGS = (
-    Dialog(
+    Dialog(  # 0.171 ("Trust this folder?") and earlier wordings; launch trusts the folder first
         "directory-trust",
         re.compile(
-            r"Do you trust the contents of this directory|allow Codex to work in this folder"
+            r"Trust this folder\?|Do you trust the contents of this directory"
+            r"|allow Codex to work in this folder"
         ),
         ("Enter",),
     ),
     Dialog("update", re.compile(r"Update available!"), ("2", "Enter")),  # 2: Skip
     Dialog("hooks-review", re.compile(r"[Hh]ooks? need review"), ("3", "Enter")),  # no trust
 )
-READY = re.compile(r"^\s*›\s|\? for shortcuts|context left")
+# Idle: the hint line under the input box (it goes while text is typed); `›` alone is no sign,
+# menu entries ("› 1. Trust and continue") and echoed prompts start with it too.
+READY = re.compile(r"\? for shortcuts")
+BUSY = re.compile(r"esc to interrupt")
 
-SPEC = CliSpec("codex", "codex", Codex(), ready=READY, dialogs=DIALOGS, activation="mention")
+SPEC = CliSpec(
+    "codex",
+    "codex",
+    Codex(),
+    ready=READY,
+    busy=BUSY,
+    dialogs=DIALOGS,
+    activation="mention",
+    tested=("0.171.0", "0.171.0"),
+)

@@ -3,9 +3,12 @@
 opencode has no hook commands; plugins see its events. The orchestrator writes a small plugin
 for each session and adds it with `OPENCODE_CONFIG_CONTENT` (`plugin: ["file://..."]`), which
 opencode merges over the user's own config, so no file of the user's is edited. The plugin
-writes `session.idle` to the turn-end file, a permission or question request to the attention
-file, and each finished assistant message's tokens and cost (opencode prices them itself) to a
-usage file the orchestrator reads after the session.
+writes `session.idle` to the turn-end file and waits for the orchestrator's answer, as the hook
+relay does: a nudge goes back into the session through opencode's own client
+(`session.promptAsync`, with the agent and model the session uses), nothing typed. It also
+writes a permission or question request to the attention file, each submitted message
+(`chat.message`) to the submit file, and each finished assistant message's tokens and cost
+(opencode prices them itself) to a usage file the orchestrator reads after the session.
 """
 
 from __future__ import annotations
@@ -29,25 +32,65 @@ from orchestrator.agents.clis.base import (
 from orchestrator.agents.usage import ModelTokens
 
 USAGE_VARIABLE = "BMAD_USAGE_FILE"
-PLUGIN = """// bmad-orchestrator, for one session: turn ends, questions and usage, as files.
-import { appendFileSync, renameSync, writeFileSync } from "node:fs";
+PLUGIN = """// bmad-orchestrator, for one session: turn ends, questions, submits and usage as files;
+// a turn end also asks the orchestrator whether to go on (see orchestrator/agents/relay.py).
+import { appendFileSync, readFileSync, renameSync, unlinkSync, writeFileSync } from "node:fs";
+import { randomUUID } from "node:crypto";
 
-const keep = (variable, value) => {
-  const path = process.env[variable];
-  if (!path) return;
-  writeFileSync(path + ".tmp", JSON.stringify(value));
+const keep = (path, value) => {
+  writeFileSync(path + ".tmp", JSON.stringify(value), { mode: 0o600 });
   renameSync(path + ".tmp", path);
 };
 const ASKING = new Set(["permission.asked", "permission.updated", "question.asked"]);
+const last = new Map(); // session id -> the agent and model its messages use
+const sleep = (ms) => new Promise((done) => setTimeout(done, ms));
 
-export const BmadOrchestrator = async () => ({
+// Keep the turn end; wait for the orchestrator's answer: what to tell the agent next, or null.
+const ask = async (path, event) => {
+  const seconds = Number(process.env.BMAD_STEER_SECONDS ?? "30");
+  if (!(seconds > 0)) {
+    keep(path, { ...event, bmad_kind: "turn-ended" });
+    return null;
+  }
+  const request = randomUUID();
+  const until = Date.now() + seconds * 1000;
+  keep(path, { ...event, bmad_kind: "turn-end", bmad_request: request, bmad_until: until / 1000 });
+  while (Date.now() < until) {
+    try {
+      const answer = JSON.parse(readFileSync(path + ".reply", "utf8"));
+      if (answer.request === request) {
+        unlinkSync(path + ".reply");
+        writeFileSync(path + ".taken.tmp", request, { mode: 0o600 });
+        renameSync(path + ".taken.tmp", path + ".taken");
+        return JSON.parse(answer.output || "{}").nudge || null;
+      }
+    } catch {}
+    await sleep(20);
+  }
+  return null;
+};
+
+export const BmadOrchestrator = async ({ client }) => ({
+  "chat.message": async (_input, output) => {
+    const message = output && output.message;
+    if (message) last.set(message.sessionID, { agent: message.agent, model: message.model });
+    if (process.env.BMAD_SUBMIT_FILE) keep(process.env.BMAD_SUBMIT_FILE, { submitted: true });
+  },
   event: async ({ event }) => {
-    if (event.type === "session.idle") keep("BMAD_TURN_END_FILE", event);
-    else if (ASKING.has(event.type)) keep("BMAD_ATTENTION_FILE", event);
-    else if (event.type === "message.updated" && process.env.BMAD_USAGE_FILE) {
+    const turnEnd = process.env.BMAD_TURN_END_FILE;
+    if (event.type === "session.idle" && turnEnd) {
+      const nudge = await ask(turnEnd, event);
+      const id = event.properties && event.properties.sessionID;
+      if (nudge && id) {
+        const body = { ...(last.get(id) || {}), parts: [{ type: "text", text: nudge }] };
+        await client.session.promptAsync({ path: { id }, body });
+      }
+    } else if (ASKING.has(event.type) && process.env.BMAD_ATTENTION_FILE) {
+      keep(process.env.BMAD_ATTENTION_FILE, event);
+    } else if (event.type === "message.updated" && process.env.BMAD_USAGE_FILE) {
       const info = event.properties && event.properties.info;
       if (info && info.role === "assistant" && info.tokens) {
-        appendFileSync(process.env.BMAD_USAGE_FILE, JSON.stringify(info) + "\\n");
+        appendFileSync(process.env.BMAD_USAGE_FILE, JSON.stringify(info) + "\\n", { mode: 0o600 });
       }
     }
   },
@@ -83,7 +126,9 @@ class Opencode:
         )
 
     def steer(self, payload: Mapping[str, Any], text: str) -> str | None:
-        """The plugin does not wait for an answer."""
+        """A turn end (`session.idle`) goes on with `text` as the session's next message."""
+        if payload.get("type") == "session.idle":
+            return json.dumps({"nudge": text})
         return None
 
     def read_usage(self, query: UsageQuery) -> UsageRecord | None:
@@ -116,16 +161,20 @@ class Opencode:
         return UsageRecord(per_model, source=str(path), usd=usd)
 
 
-# Idle: the placeholder and the footer (third-party captures); the typed line's shape is not
-# documented, so a `>` input line is accepted too: a wrong guess fails delivery loudly.
-READY = re.compile(r"Ask anything|ctrl\+p commands|^\s*[┃│|]?\s*>\s")
+# Idle: the footer's command hint, without the busy marker that shares its line (1.18).
+READY = re.compile(r"ctrl\+p commands")
+BUSY = re.compile(r"\besc interrupt\b")
 
 SPEC = CliSpec(
     "opencode",
     "opencode",
     Opencode(),
     ready=READY,
+    busy=BUSY,
+    question=re.compile(r"esc dismiss"),
     prompt_flag=("--prompt",),
     activation="agent",
     agent_flag=("--agent",),
+    submit_signal=True,
+    tested=("1.18.33", "1.18.33"),
 )
