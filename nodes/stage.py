@@ -22,6 +22,7 @@ from langgraph.runtime import Runtime
 
 from nodes.accounting import live_reader, read_usage, run_budget_stop
 from nodes.routing import person_asked_for, qa_failed, resolving_merge
+from orchestrator.agents.steering import answered
 from orchestrator.errors import OrchestratorError
 from orchestrator.git import (
     Workspace,
@@ -132,9 +133,11 @@ async def run_stage(
         attempt: through its CLI's hook where it waits, else typed. A nudge that cannot be
         delivered ends the attempt, unless the output became valid meanwhile."""
         assert session is not None
+        question = reason == "attention"
+        if not question and await asyncio.to_thread(answered, session.turn_end_file):
+            return True  # a turn end whose hook took an answer already: the agent goes on
         if len(nudges) >= agent.nudges:
             return False
-        question = reason == "attention"
         text = project.nudge(request)
         if question:
             text = f"{UNATTENDED_ANSWER} {text}"

@@ -232,7 +232,6 @@ async def wait_for_output(
                             )
                         last_activity = time.monotonic()  # it has work again
                         attention.take()  # what it asked is answered by the nudge
-                        turn_end.take()  # and a turn that ended meanwhile goes on with it
                 now = time.monotonic()
                 if timeout is not None and now - started >= timeout:
                     screen = await probe.screen() if probe is not None else []

@@ -62,6 +62,16 @@ def waiting_request(payload: dict[str, Any] | None, signal: Path) -> str | None:
     return request
 
 
+def answered(signal: Path) -> bool:
+    """Whether the hook that wrote `signal` was answered already (the agent goes on)."""
+    payload = read_signal(signal)
+    request = payload.get("bmad_request") if payload else None
+    try:
+        return isinstance(request, str) and read_private(Path(f"{signal}.taken")).strip() == request
+    except OSError:
+        return False
+
+
 async def answer(
     signal: Path, request: str, output: str, *, timeout: float = TAKEN_TIMEOUT
 ) -> bool:

@@ -116,7 +116,10 @@ async def test_each_cli_gets_its_prompt_and_ends_its_turn_through_its_own_mechan
         assert args[-5:-2] == ["--settings", str(settings), "--session-id"]
         uuid.UUID(args[-2])
     elif cli == "codex":
-        assert args[-3] == "-c" and args[-2].startswith('notify=["/bin/sh", "-c", ')
+        overrides = [args[i + 1] for i, arg in enumerate(args[:-1]) if arg == "-c"]
+        assert overrides[0].startswith('notify=["/bin/sh", "-c", ')
+        assert overrides[1] == f'projects={{{json.dumps(str(project))}={{trust_level="trusted"}}}}'
+        assert overrides[2] == "features.daemon_auto_start=false"
         assert not any(arg.startswith("hooks.") for arg in args)  # hook trust is the user's
     elif cli in ("gemini", "copilot"):
         assert (args[-4], args[-2]) == ("--session-id", "-i")
