@@ -5,7 +5,7 @@ from __future__ import annotations
 import json
 from typing import Any
 
-from tests.realcli.model import Call, Reply, Turn, Usage, sse
+from tests.realcli.model import ANSWERS, Call, Reply, Turn, Usage, sse
 
 SIDE_USAGE = Usage(50, 10, 0, 0)
 
@@ -42,10 +42,7 @@ def tool_input(call: Call) -> dict[str, Any]:
                 {
                     "question": call.args["question"],
                     "header": "Question",
-                    "options": [
-                        {"label": "Yes", "description": "go on"},
-                        {"label": "No", "description": "stop"},
-                    ],
+                    "options": list(ANSWERS),
                     "multiSelect": False,
                 }
             ]

@@ -31,7 +31,7 @@ from decimal import Decimal
 from pathlib import Path
 from typing import Any
 
-from tests.realcli.model import Call, Reply, Turn, Usage, sse
+from tests.realcli.model import ANSWERS, Call, Reply, Turn, Usage, sse
 
 SIDE_USAGE = Usage(50, 10, 0, 0)
 
@@ -110,10 +110,7 @@ def tool_input(call: Call) -> dict[str, Any]:
                 {
                     "question": call.args["question"],
                     "header": "Question",
-                    "options": [
-                        {"label": "Yes", "description": "go on"},
-                        {"label": "No", "description": "stop"},
-                    ],
+                    "options": list(ANSWERS),
                 }
             ]
         }

@@ -43,7 +43,7 @@ import json
 from pathlib import Path
 from typing import Any
 
-from tests.realcli.model import Call, Reply, Turn, Usage, sse
+from tests.realcli.model import ANSWERS, Call, Reply, Turn, Usage, sse
 
 SIDE_USAGE = Usage(50, 10, 0, 0)
 
@@ -86,10 +86,7 @@ def tool_args(call: Call) -> dict[str, Any]:
                     "question": call.args["question"],
                     "header": "Question",
                     "type": "choice",
-                    "options": [
-                        {"label": "Yes", "description": "go on"},
-                        {"label": "No", "description": "stop"},
-                    ],
+                    "options": list(ANSWERS),
                     "multiSelect": False,
                 }
             ]

@@ -16,6 +16,9 @@ from dataclasses import dataclass, field
 from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
 from typing import Any, Protocol
 
+# The choices every scripted question offers.
+ANSWERS = ({"label": "Yes", "description": "go on"}, {"label": "No", "description": "stop"})
+
 
 @dataclass(frozen=True)
 class Usage:
