@@ -52,10 +52,12 @@ def question(state: StoryState, gate: GateName) -> str:
         )
     last = state.recovery_log[-1] if state.recovery_log else None
     screen = "\n".join(line for line in (last.last_screen if last else []) if line.strip())
+    if last is not None and last.detail.startswith("the agent asked: "):
+        screen = f"{last.detail}\n{screen}".strip()  # its words, from its CLI's hook
     asked = f"\n{screen}" if screen else ""
     return (
-        f"The {state.stage} agent of story {story} stopped to ask something and the nudges did "
-        f"not settle it. Reply with an answer for a fresh attempt, or reject to stop the "
+        f"The {state.stage} agent of story {story} stopped to ask something nobody in the run "
+        f"could answer. Reply with an answer for a fresh attempt, or reject to stop the "
         f"story.{asked}"
     )
 

@@ -44,6 +44,11 @@ UNATTENDED_ANSWER = (
     "Nobody can answer questions in this unattended run: decide yourself, note the assumption "
     "where your stage's output records decisions, and go on."
 )
+# What an agent that asks is told when a person answers such questions (gates: on_needs_input).
+PERSON_ANSWERS_LATER = (
+    "A person will answer this question; this session ends now. Stop: end your turn without "
+    "doing anything else."
+)
 StageNode = Callable[[StoryState, Runtime[StoryContext]], Awaitable[dict[str, Any]]]
 
 
@@ -127,6 +132,7 @@ async def run_stage(
     ready_task: asyncio.Task[bool] | None = None
     result: WaitResult[Any]
     nudges: list[NudgeRecord] = []
+    asked: list[str | None] = []  # questions kept for a person (gates: on_needs_input)
 
     async def nudge(reason: NudgeReason) -> bool:
         """Tell the stopped (or asking) agent what is missing, while nudges are left for this
@@ -134,6 +140,9 @@ async def run_stage(
         delivered ends the attempt, unless the output became valid meanwhile."""
         assert session is not None
         question = reason == "attention"
+        if question and "on_needs_input" in state.policy.gates:  # ask the person instead
+            asked.append(await manager.defer_question(session, PERSON_ANSWERS_LATER, profile))
+            return False
         if not question and await asyncio.to_thread(answered, session.turn_end_file):
             return True  # a turn end whose hook took an answer already: the agent goes on
         if len(nudges) >= agent.nudges:
@@ -235,6 +244,9 @@ async def run_stage(
     if session is not None:
         usage = await asyncio.to_thread(read_usage, profile, session, cwd, context)
         ledger.add(usage)
+    if result.reason == "needs_input" and asked:
+        said = asked[-1] or "(its words did not reach the orchestrator: see the screen)"
+        result = dataclasses.replace(result, detail=f"the agent asked: {said}")
     if result.done and result.value is not None and result.value.invalid:
         # The output is there but unusable (a verdict that is none of the four).
         result = dataclasses.replace(

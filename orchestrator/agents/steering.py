@@ -62,6 +62,21 @@ def waiting_request(payload: dict[str, Any] | None, signal: Path) -> str | None:
     return request
 
 
+def question_text(payload: Any) -> str | None:
+    """The question a hook's payload carries (the first `question` string in it), if any."""
+    if isinstance(payload, dict):
+        found = payload.get("question")
+        if isinstance(found, str) and found.strip():
+            return found.strip()
+        payload = list(payload.values())
+    if isinstance(payload, list):
+        for item in payload:
+            found = question_text(item)
+            if found:
+                return found
+    return None
+
+
 def answered(signal: Path) -> bool:
     """Whether the hook that wrote `signal` was answered already (the agent goes on)."""
     payload = read_signal(signal)

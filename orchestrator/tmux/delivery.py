@@ -20,7 +20,7 @@ from pathlib import Path
 from typing import Literal
 
 from orchestrator.agents.profiles import AgentProfile
-from orchestrator.agents.steering import answer, read_signal, waiting_request
+from orchestrator.agents.steering import answer, question_text, read_signal, waiting_request
 from orchestrator.errors import DeliveryError, OrchestratorError
 from orchestrator.eventlog import EventLog
 from orchestrator.files import PRIVATE_FILE_MODE, StateDir, open_private, write_private
@@ -170,6 +170,16 @@ async def steer(
             return "hook"
     await deliver(server, locks, events, session, text, profile)
     return "typed"
+
+
+async def defer_question(
+    events: EventLog, session: AgentSession, text: str, profile: AgentProfile
+) -> str | None:
+    """Answer the agent's question with `text` (a person answers later: it should stop) through
+    its waiting hook; the question, as the hook reported it."""
+    payload = await asyncio.to_thread(read_signal, session.attention_file)
+    await _answer_hook(events, session, session.attention_file, text, profile)
+    return question_text(payload)
 
 
 async def _answer_hook(

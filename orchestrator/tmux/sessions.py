@@ -242,6 +242,12 @@ class TmuxAgentManager:
             self.server, self.locks, self.events, session, text, profile, question=question
         )
 
+    async def defer_question(
+        self, session: AgentSession, text: str, profile: AgentProfile
+    ) -> str | None:
+        """Tell an asking agent that a person answers later; the question it asked."""
+        return await delivery.defer_question(self.events, session, text, profile)
+
     # ---------------------------------------------------------------------------- kill
 
     async def kill(self, name: str, *, grace: float = KILL_GRACE) -> bool:

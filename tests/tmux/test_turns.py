@@ -22,8 +22,9 @@ from orchestrator.agents.clis.base import (
     SUBMITTED_HOOK,
     TURN_END_HOOK,
 )
+from orchestrator.agents.simulated import QUESTION
 from orchestrator.stages import STAGES
-from state import AttemptRecord, StoryState
+from state import AttemptRecord, StoryPolicy, StoryState
 from state.context import StoryContext
 from tests.helpers import events, recorded_prompts, simulated_argv, story_context, typed_text
 
@@ -242,6 +243,25 @@ async def test_a_claude_question_is_answered_through_its_hook(stage: Runner, pro
     assert record.nudges[0].text.startswith("Nobody can answer questions")
     assert len(recorded_prompts(project)) == 2  # the task, then the denial's reason: nothing typed
     assert not [e for e in events(project) if e["event"] == "deliver"]
+
+
+async def test_with_a_person_for_questions_a_claude_question_ends_the_attempt_with_its_words(
+    stage: Runner, project: Path
+) -> None:
+    state = StoryState(story_id="1.1", policy=StoryPolicy(gates=["on_needs_input"]))
+    update, record = await stage(
+        "sm",
+        profile="claude",
+        command=claude_stand_in(project, "--misbehave", "ask"),
+        state=state,
+    )
+    assert (record.end, record.nudges) == ("needs_input", [])  # no nudge: a person answers
+    (entry,) = update["recovery_log"]
+    assert entry.detail == f"the agent asked: {QUESTION}"  # from the hook's payload
+    (steer,) = [e for e in events(project) if e["event"] == "steer"]
+    assert steer["took"] is True  # the hook was answered: no dialog left waiting
+    # The stand-in read "a person will answer" as the answer: its next input.
+    assert recorded_prompts(project)[1].startswith("A person will answer this question")
 
 
 async def test_a_claude_stop_without_output_is_continued_through_its_hook(
