@@ -21,8 +21,8 @@ from typing import Any
 from langgraph.runtime import Runtime
 
 from nodes.accounting import live_reader, read_usage, run_budget_stop
+from nodes.nudging import Nudger
 from nodes.routing import person_asked_for, qa_failed, resolving_merge
-from orchestrator.agents.steering import answered
 from orchestrator.errors import OrchestratorError
 from orchestrator.git import (
     Workspace,
@@ -37,18 +37,8 @@ from orchestrator.stages import StageName
 from orchestrator.tmux import AgentSession, TmuxAgentManager
 from orchestrator.tmux.screen import wait_until_ready
 from orchestrator.watch import NudgeReason, WaitResult, filesystem_now, wait_for_output
-from state import AttemptRecord, NudgeRecord, RecoveryEntry, StoryContext, StoryState
+from state import AttemptRecord, RecoveryEntry, StoryContext, StoryState
 
-# What an agent that asks a question is told: nobody is there to answer.
-UNATTENDED_ANSWER = (
-    "Nobody can answer questions in this unattended run: decide yourself, note the assumption "
-    "where your stage's output records decisions, and go on."
-)
-# What an agent that asks is told when a person answers such questions (gates: on_needs_input).
-PERSON_ANSWERS_LATER = (
-    "A person will answer this question; this session ends now. Stop: end your turn without "
-    "doing anything else."
-)
 StageNode = Callable[[StoryState, Runtime[StoryContext]], Awaitable[dict[str, Any]]]
 
 
@@ -131,36 +121,8 @@ async def run_stage(
     session: AgentSession | None = None
     ready_task: asyncio.Task[bool] | None = None
     result: WaitResult[Any]
-    nudges: list[NudgeRecord] = []
-    asked: list[str | None] = []  # questions kept for a person (gates: on_needs_input)
 
-    async def nudge(reason: NudgeReason) -> bool:
-        """Tell the stopped (or asking) agent what is missing, while nudges are left for this
-        attempt: through its CLI's hook where it waits, else typed. A nudge that cannot be
-        delivered ends the attempt, unless the output became valid meanwhile."""
-        assert session is not None
-        question = reason == "attention"
-        if question and "on_needs_input" in state.policy.gates:  # ask the person instead
-            asked.append(await manager.defer_question(session, PERSON_ANSWERS_LATER, profile))
-            return False
-        if not question and await asyncio.to_thread(answered, session.turn_end_file):
-            return True  # a turn end whose hook took an answer already: the agent goes on
-        if len(nudges) >= agent.nudges:
-            return False
-        text = project.nudge(request)
-        if question:
-            text = f"{UNATTENDED_ANSWER} {text}"
-        now = datetime.now(UTC)
-        try:
-            via = await manager.steer(session, text, profile, question=question)
-        except OrchestratorError as exc:
-            nudges.append(NudgeRecord(at=now, reason=reason, text=text, error=str(exc)))
-            manager.events.write("nudge-error", session=session.name, error=str(exc))
-            return await asyncio.to_thread(check) is not None  # a valid output is kept
-        nudges.append(NudgeRecord(at=now, reason=reason, text=text, via=via))
-        manager.events.write(
-            "nudge", session=session.name, reason=reason, count=len(nudges), via=via
-        )
+    def nudged(reason: NudgeReason, count: int) -> None:
         emit(
             runtime,
             event="nudge",
@@ -168,9 +130,8 @@ async def run_stage(
             stage=stage,
             attempt=attempt,
             reason=reason,
-            count=len(nudges),
+            count=count,
         )
-        return True
 
     env: dict[str, str] = {"BMAD_METHOD": context.method}
     if worktrees is not None:  # the agent's own git commands skip the install copies too
@@ -183,8 +144,17 @@ async def run_stage(
                 return None  # a Status alone does not finish a merge round
         return project.check(request, since_ns=since, baseline=checked)
 
+    nudge = Nudger(
+        manager,
+        profile,
+        text=project.nudge(request),
+        limit=agent.nudges,
+        output_ready=check,
+        person_answers="on_needs_input" in state.policy.gates,
+        on_nudge=nudged,
+    )
     try:
-        session = await manager.spawn(
+        session = nudge.session = await manager.spawn(
             stage,
             state.story_id,
             profile=profile,
@@ -244,9 +214,8 @@ async def run_stage(
     if session is not None:
         usage = await asyncio.to_thread(read_usage, profile, session, cwd, context)
         ledger.add(usage)
-    if result.reason == "needs_input" and asked:
-        said = asked[-1] or "(its words did not reach the orchestrator: see the screen)"
-        result = dataclasses.replace(result, detail=f"the agent asked: {said}")
+    if result.reason == "needs_input" and (asked := nudge.question_detail()):
+        result = dataclasses.replace(result, detail=asked)
     if result.done and result.value is not None and result.value.invalid:
         # The output is there but unusable (a verdict that is none of the four).
         result = dataclasses.replace(
@@ -266,7 +235,7 @@ async def run_stage(
         detail=result.value.detail if result.done and result.value is not None else result.detail,
         adopted=bool(session and session.adopted),
         turn=result.turn,
-        nudges=nudges,
+        nudges=nudge.nudges,
         agent=profile.name,
         usage=usage,
         warnings=list(session.meta.get("warnings") or []) if session else [],

@@ -20,8 +20,8 @@ from datetime import UTC, datetime
 from pathlib import Path
 from typing import Any
 
+from orchestrator.agents.clis import INHERITED_NOT
 from orchestrator.agents.clis.base import LaunchSpec
-from orchestrator.agents.clis.claude import NESTING_VARIABLES as CLAUDE_NESTING_VARIABLES
 from orchestrator.agents.profiles import AgentProfile
 from orchestrator.agents.steering import relay_env
 from orchestrator.eventlog import EventLog
@@ -37,7 +37,7 @@ HISTORY_LIMIT = 10000
 # The pane command. Constant text: user data (argv, prompt) only ever arrives as "$@", so nothing
 # is interpreted by a shell. The subshell keeps the wrapper alive to record the agent's status.
 WRAPPER_SCRIPT = (
-    f'unset {" ".join(CLAUDE_NESTING_VARIABLES)} TMUX TMUX_PANE; "$@"; rc=$?; '
+    f'unset {" ".join(INHERITED_NOT)} TMUX TMUX_PANE; "$@"; rc=$?; '
     'printf "%s\\n" "$rc" > "$BMAD_EXIT_FILE"; exit "$rc"'
 )
 

@@ -8,5 +8,7 @@ from orchestrator.agents.clis.gemini import SPEC as GEMINI
 from orchestrator.agents.clis.opencode import SPEC as OPENCODE
 
 CLIS: dict[str, CliSpec] = {spec.name: spec for spec in (CLAUDE, CODEX, GEMINI, COPILOT, OPENCODE)}
+# What no agent session inherits, whichever CLI it runs (one CLI may start another).
+INHERITED_NOT: tuple[str, ...] = tuple(name for spec in CLIS.values() for name in spec.unset)
 
-__all__ = ["CLAUDE", "CLIS", "CODEX", "COPILOT", "GEMINI", "OPENCODE", "CliSpec"]
+__all__ = ["CLAUDE", "CLIS", "CODEX", "COPILOT", "GEMINI", "INHERITED_NOT", "OPENCODE", "CliSpec"]

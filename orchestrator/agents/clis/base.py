@@ -180,6 +180,8 @@ class CliSpec:
     question: re.Pattern[str] | None = None
     # Whether a hook of the CLI's says when a typed prompt was submitted (`BMAD_SUBMIT_FILE`).
     submit_signal: bool = False
+    # Variables no session may inherit (an orchestrator run from inside this CLI sets them).
+    unset: tuple[str, ...] = ()
     # The versions the real binary passed the suite's scenarios with (oldest, newest).
     tested: tuple[str, str] | None = None
 

@@ -171,5 +171,6 @@ SPEC = CliSpec(
     ready=READY,
     dialogs=DIALOGS,
     submit_signal=True,
+    unset=NESTING_VARIABLES,
     tested=("2.1.197", "2.1.197"),
 )
