@@ -16,6 +16,7 @@ from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any, Literal, Protocol
 
+from orchestrator.agents.clis.standin import StandIn
 from orchestrator.agents.steering import hook_command
 from orchestrator.agents.usage import ModelTokens
 
@@ -180,6 +181,8 @@ class CliSpec:
     question: re.Pattern[str] | None = None
     # Whether a hook of the CLI's says when a typed prompt was submitted (`BMAD_SUBMIT_FILE`).
     submit_signal: bool = False
+    # How the simulated agent passes for it (`--like`).
+    standin: StandIn = field(default_factory=StandIn)
     # Variables no session may inherit (an orchestrator run from inside this CLI sets them).
     unset: tuple[str, ...] = ()
     # The versions the real binary passed the suite's scenarios with (oldest, newest).

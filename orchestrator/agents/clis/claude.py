@@ -36,6 +36,14 @@ from orchestrator.agents.clis.base import (
     json_lines,
     number,
 )
+from orchestrator.agents.clis.standin import (
+    Session,
+    StandIn,
+    Tokens,
+    append,
+    data_home,
+    now_iso,
+)
 from orchestrator.agents.usage import ModelTokens
 
 HOOK_TIMEOUT = 60  # seconds Claude gives a hook; the relay answers `{}` well before that
@@ -164,6 +172,36 @@ READY = re.compile(r"^\s*[│|]?\s*[>❯]\s")
 # transcript (CLAUDE_CODE_CHILD_SESSION) or refuse to start (CLAUDECODE, older versions).
 NESTING_VARIABLES = ("CLAUDECODE", "CLAUDE_CODE_ENTRYPOINT", "CLAUDE_CODE_CHILD_SESSION")
 
+
+class ClaudeStandIn(StandIn):
+    """Claude as the simulated agent plays it: its hooks run from `--settings` in the simulated
+    agent itself (the default shape); the transcript written as Claude writes it."""
+
+    input_line = "❯ "
+    default_model = "claude-sonnet-4-5-20250929"
+
+    def record_usage(self, session: Session, tokens: Tokens) -> Path | None:
+        """One assistant message in the session's transcript, written twice as it streams."""
+        folder = project_folder(session.cwd)
+        root = data_home("CLAUDE_CONFIG_DIR", ".claude") / "projects" / folder
+        path = root / f"{session.session_id}.jsonl"
+        usage = {
+            "input_tokens": tokens.input,
+            "output_tokens": tokens.output,
+            "cache_read_input_tokens": tokens.cache_read,
+            "cache_creation_input_tokens": tokens.cache_write,
+        }
+        entry = {
+            "type": "assistant",
+            "sessionId": session.session_id,
+            "requestId": f"req_{session.turns}",
+            "timestamp": now_iso(),
+            "message": {"id": f"msg_{session.turns}", "model": tokens.model, "usage": usage},
+        }
+        append(path, entry, entry)
+        return path
+
+
 SPEC = CliSpec(
     "claude",
     "claude",
@@ -173,4 +211,5 @@ SPEC = CliSpec(
     submit_signal=True,
     unset=NESTING_VARIABLES,
     tested=("2.1.197", "2.1.197"),
+    standin=ClaudeStandIn(),
 )

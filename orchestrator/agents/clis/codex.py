@@ -21,6 +21,7 @@ from __future__ import annotations
 
 import json
 import re
+import tomllib
 from collections.abc import Mapping
 from datetime import datetime
 from pathlib import Path
@@ -37,6 +38,16 @@ from orchestrator.agents.clis.base import (
     home,
     json_lines,
     number,
+)
+from orchestrator.agents.clis.standin import (
+    Session,
+    StandIn,
+    Tokens,
+    append,
+    commands,
+    data_home,
+    now_iso,
+    run_hook,
 )
 from orchestrator.agents.usage import ModelTokens
 
@@ -156,6 +167,97 @@ DIALOGS = (
 READY = re.compile(r"\? for shortcuts")
 BUSY = re.compile(r"esc to interrupt")
 
+
+class CodexStandIn(StandIn):
+    """Codex as the simulated agent plays it: `notify` and `-c` hooks, the rollout."""
+
+    input_line = "› "
+    idle_text = "? for shortcuts"
+    default_model = "gpt-5-codex"
+
+    def trust_screen(self, cwd: Path) -> str | None:
+        """0.171's folder-trust screen (shown in a repository it has not seen)."""
+        return (
+            f"  Folder access\n  {cwd}\n\n  Trust this folder? Codex can read, edit, and run "
+            "files here, subject to your permission settings.\n\n› 1. Trust and continue\n"
+            "  2. Back to Agent Command Center\n\n  enter continue · esc back"
+        )
+
+    def end_turn(
+        self, session: Session, prompt: str, message: str, transcript: Path | None
+    ) -> None:
+        """The `notify` program of `-c notify=[...]`, the payload as its last argument."""
+        payload = {
+            "type": "agent-turn-complete",
+            "thread-id": session.thread_id,
+            "turn-id": str(session.turns),
+            "cwd": str(session.cwd),
+            "client": "codex-tui",
+            "input-messages": [prompt[:200]],
+            "last-assistant-message": message,
+        }
+        notify = overrides(session).get("notify")
+        if isinstance(notify, list) and notify:
+            run_hook([str(part) for part in notify], payload, as_argument=True)
+
+    def ask(self, session: Session, question: str) -> bool:
+        """The `PermissionRequest` hook, which runs only with hook trust bypassed."""
+        if not session.args.dangerously_bypass_hook_trust:
+            return False
+        payload = {
+            "session_id": session.thread_id,
+            "hook_event_name": "PermissionRequest",
+            "cwd": str(session.cwd),
+            "tool_name": "Bash",
+            "tool_input": {"command": "rm -rf build"},
+        }
+        found = commands(overrides(session).get("hooks", {}).get("PermissionRequest", []))
+        for command in found:
+            run_hook(["/bin/sh", "-c", command], payload)
+        return bool(found)
+
+    def record_usage(self, session: Session, tokens: Tokens) -> Path | None:
+        """The rollout, with the session's totals after the last turn."""
+        turns, now = session.totals, datetime.now()
+        folder = data_home("CODEX_HOME", ".codex") / "sessions" / now.strftime("%Y/%m/%d")
+        existing = sorted(folder.glob(f"rollout-*-{session.thread_id}.jsonl"))
+        name = f"rollout-{now:%Y-%m-%dT%H-%M-%S}-{session.thread_id}.jsonl"
+        path = existing[0] if existing else folder / name
+        if not existing:
+            meta = {"id": session.thread_id, "timestamp": now_iso(), "cwd": str(session.cwd)}
+            append(path, {"timestamp": now_iso(), "type": "session_meta", "payload": meta})
+        total = {
+            "input_tokens": sum(t.input + t.cache_read for t in turns),
+            "cached_input_tokens": sum(t.cache_read for t in turns),
+            "output_tokens": sum(t.output for t in turns),
+            "reasoning_output_tokens": 0,
+            "total_tokens": sum(t.input + t.cache_read + t.output for t in turns),
+        }
+        info = {"total_token_usage": total, "last_token_usage": total}
+        context = {"cwd": str(session.cwd), "model": turns[-1].model}
+        count = {"type": "token_count", "info": info}
+        append(
+            path,
+            {"timestamp": now_iso(), "type": "turn_context", "payload": context},
+            {"timestamp": now_iso(), "type": "event_msg", "payload": count},
+        )
+        return path
+
+
+def overrides(session: Session) -> dict[str, Any]:
+    """Codex's `-c key=value` overrides, values parsed as TOML (as Codex does)."""
+    config: dict[str, Any] = {}
+    for override in session.args.overrides:
+        key, _, value = override.partition("=")
+        parsed = tomllib.loads(f"value = {value}")["value"]
+        target = config
+        *parents, last = key.split(".")
+        for part in parents:
+            target = target.setdefault(part, {})
+        target[last] = parsed
+    return config
+
+
 SPEC = CliSpec(
     "codex",
     "codex",
@@ -165,4 +267,5 @@ SPEC = CliSpec(
     dialogs=DIALOGS,
     activation="mention",
     tested=("0.171.0", "0.171.0"),
+    standin=CodexStandIn(),
 )

@@ -18,6 +18,8 @@ from __future__ import annotations
 
 import json
 import re
+import time
+import uuid
 from collections.abc import Mapping
 from pathlib import Path
 from typing import Any
@@ -34,6 +36,15 @@ from orchestrator.agents.clis.base import (
     home,
     json_lines,
     number,
+)
+from orchestrator.agents.clis.standin import (
+    Session,
+    StandIn,
+    Tokens,
+    append,
+    data_home,
+    now_iso,
+    run_hook,
 )
 from orchestrator.agents.usage import ModelTokens
 
@@ -130,6 +141,100 @@ DIALOGS = (
 )
 READY = re.compile(r"^\s*[┃│|]?\s*❯|/ commands · \? help")
 
+
+class CopilotStandIn(StandIn):
+    """Copilot as the simulated agent plays it: `.github/hooks/` files, `session.shutdown`."""
+
+    input_line = "❯ "
+    idle_text = "/ commands · ? help"
+    default_model = "gemini-2.5-pro"
+
+    def trust_screen(self, cwd: Path) -> str | None:
+        """Its folder-trust screen."""
+        return (
+            "Confirm folder trust\n\nDo you trust the files in this folder?\n\n❯ 1. Yes\n"
+            "  2. Yes, and remember this folder for future sessions\n  3. No, exit (Esc)"
+        )
+
+    def end_turn(
+        self, session: Session, prompt: str, message: str, transcript: Path | None
+    ) -> None:
+        """`agentStop` with the session's event log."""
+        payload = {
+            "sessionId": session.session_id,
+            "timestamp": int(time.time() * 1000),
+            "cwd": str(session.cwd),
+            "transcriptPath": str(events_file(session.session_id)),
+            "stopReason": "end_turn",
+            "stop_hook_active": False,
+        }
+        for command in hook_commands(session.cwd, "agentStop"):
+            run_hook(["bash", "-c", command], payload)
+
+    def subagent_stop(self, session: Session) -> None:
+        """Copilot fires `agentStop` for a subagent's turn too, with no transcript."""
+        payload: dict[str, Any] = {"sessionId": session.session_id, "cwd": str(session.cwd)}
+        payload["transcriptPath"] = ""
+        payload |= {"stopReason": "end_turn", "timestamp": int(time.time() * 1000)}
+        for command in hook_commands(session.cwd, "agentStop"):
+            run_hook(["bash", "-c", command], payload)
+
+    def ask(self, session: Session, question: str) -> bool:
+        """`permissionRequest`."""
+        payload = {
+            "sessionId": session.session_id,
+            "cwd": str(session.cwd),
+            "toolName": "bash",
+            "toolArgs": {"command": "rm -rf build"},
+        }
+        found = hook_commands(session.cwd, "permissionRequest")
+        for command in found:
+            run_hook(["bash", "-c", command], payload)
+        return bool(found)
+
+    def shutdown(self, session: Session) -> None:
+        """The `session.shutdown` event with the session's model metrics (its only usage)."""
+        if not session.totals:
+            return
+        metrics: dict[str, Any] = {}
+        for tokens in session.totals:
+            entry = metrics.setdefault(tokens.model, {"requests": {"count": 0}, "usage": {}})
+            entry["requests"]["count"] += 1
+            usage = entry["usage"]
+            for key, value in (
+                ("inputTokens", tokens.input),
+                ("outputTokens", tokens.output),
+                ("cacheReadTokens", tokens.cache_read),
+                ("cacheWriteTokens", tokens.cache_write),
+            ):
+                usage[key] = usage.get(key, 0) + value
+        model = session.totals[-1].model
+        data = {"shutdownType": "routine", "modelMetrics": metrics, "currentModel": model}
+        event = {"type": "session.shutdown", "data": data, "id": str(uuid.uuid4())}
+        record = {**event, "timestamp": now_iso(), "parentId": None}
+        append(events_file(session.session_id), record)
+
+    def record_usage(self, session: Session, tokens: Tokens) -> Path | None:
+        """Nothing yet: Copilot writes its totals when the session ends (`shutdown`)."""
+        return None
+
+
+def events_file(session_id: str) -> Path:
+    """Copilot's event log of one session."""
+    return data_home("COPILOT_HOME", ".copilot") / "session-state" / session_id / "events.jsonl"
+
+
+def hook_commands(cwd: Path, event: str) -> list[str]:
+    """Commands of `event` from the repository's `.github/hooks/*.json`."""
+    root = repository_root(cwd)
+    found = []
+    for path in sorted((root / ".github" / "hooks").glob("*.json")):
+        for entry in json.loads(path.read_text()).get("hooks", {}).get(event, []):
+            if "bash" in entry:
+                found.append(entry["bash"])
+    return found
+
+
 SPEC = CliSpec(
     "copilot",
     "copilot",
@@ -138,4 +243,5 @@ SPEC = CliSpec(
     dialogs=DIALOGS,
     prompt_flag=("-i",),
     activation="file",
+    standin=CopilotStandIn(),
 )

@@ -31,6 +31,7 @@ import os
 import re
 import uuid
 from collections.abc import Mapping
+from datetime import UTC, datetime
 from pathlib import Path
 from typing import Any
 
@@ -48,6 +49,16 @@ from orchestrator.agents.clis.base import (
     home,
     json_lines,
     number,
+)
+from orchestrator.agents.clis.standin import (
+    Session,
+    StandIn,
+    Tokens,
+    append,
+    commands,
+    data_home,
+    now_iso,
+    run_hook,
 )
 from orchestrator.agents.usage import ModelTokens
 
@@ -221,6 +232,94 @@ DIALOGS = (
     Dialog("folder-trust", re.compile(r"Do you trust the files in this folder"), ("Enter",)),
 )
 
+
+class GeminiStandIn(StandIn):
+    """Gemini as the simulated agent plays it: system-settings hooks, the chat recording."""
+
+    idle_text = "  Type your message or @path/to/file"
+    default_model = "gemini-2.5-pro"
+
+    def trust_screen(self, cwd: Path) -> str | None:
+        """Its folder-trust screen."""
+        return (
+            f"Do you trust the files in this folder?\n\n● 1. Trust folder ({cwd})\n"
+            "  2. Trust parent folder\n  3. Don't trust"
+        )
+
+    def end_turn(
+        self, session: Session, prompt: str, message: str, transcript: Path | None
+    ) -> None:
+        """`AfterAgent`, whose stdout Gemini parses as JSON."""
+        payload = {
+            "session_id": session.session_id,
+            "transcript_path": str(transcript or ""),
+            "cwd": str(session.cwd),
+            "hook_event_name": "AfterAgent",
+            "timestamp": now_iso(),
+            "prompt": prompt[:200],
+            "prompt_response": message,
+            "stop_hook_active": False,
+        }
+        for command in hooks("AfterAgent"):
+            out = run_hook(["/bin/sh", "-c", command], payload).strip()
+            if out:
+                json.loads(out)
+
+    def ask(self, session: Session, question: str) -> bool:
+        """`Notification` of a tool permission."""
+        payload = {
+            "session_id": session.session_id,
+            "hook_event_name": "Notification",
+            "notification_type": "ToolPermission",
+            "message": f"Tool Shell requires execution: {question}",
+            "details": {"type": "exec", "title": "Shell", "command": "rm -rf build"},
+            "cwd": str(session.cwd),
+            "timestamp": now_iso(),
+        }
+        found = hooks("Notification")
+        for command in found:
+            run_hook(["/bin/sh", "-c", command], payload)
+        return bool(found)
+
+    def record_usage(self, session: Session, tokens: Tokens) -> Path | None:
+        """One model message in the chat recording, appended again once its tokens are in."""
+        slug = re.sub(r"[^a-z0-9]", "-", session.cwd.name.lower())
+        folder = data_home("GEMINI_CLI_HOME", "") / ".gemini" / "tmp" / slug / "chats"
+        short = session.session_id[:8]
+        existing = sorted(folder.glob(f"session-*-{short}.jsonl"))
+        stamp = datetime.now(UTC).strftime("%Y-%m-%dT%H-%M")
+        path = existing[0] if existing else folder / f"session-{stamp}-{short}.jsonl"
+        if not existing:
+            start = {"sessionId": session.session_id, "startTime": now_iso()}
+            append(path, {**start, "lastUpdated": now_iso()})
+        turn = session.turns
+        message = {
+            "id": f"m{turn}",
+            "timestamp": now_iso(),
+            "type": "gemini",
+            "model": tokens.model,
+        }
+        counts = {
+            "input": tokens.input + tokens.cache_read,
+            "output": tokens.output,
+            "cached": tokens.cache_read,
+            "thoughts": 0,
+            "tool": 0,
+            "total": tokens.input + tokens.cache_read + tokens.output,
+        }
+        append(path, message, {**message, "tokens": counts})
+        return path
+
+
+def hooks(event: str) -> list[str]:
+    """Commands of `event` from the system settings file Gemini is pointed at (none at all in
+    a folder it does not trust)."""
+    path = os.environ.get("GEMINI_CLI_SYSTEM_SETTINGS_PATH")
+    if not path or os.environ.get("GEMINI_CLI_TRUST_WORKSPACE") != "true":
+        return []
+    return commands(json.loads(Path(path).read_text()).get("hooks", {}).get(event, []))
+
+
 SPEC = CliSpec(
     "gemini",
     "gemini",
@@ -230,4 +329,5 @@ SPEC = CliSpec(
     prompt_flag=("-i",),
     submit_signal=True,
     tested=("0.61.0", "0.61.0"),
+    standin=GeminiStandIn(),
 )

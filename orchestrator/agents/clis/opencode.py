@@ -16,6 +16,7 @@ from __future__ import annotations
 import json
 import os
 import re
+import subprocess
 from collections.abc import Mapping
 from pathlib import Path
 from typing import Any
@@ -28,6 +29,11 @@ from orchestrator.agents.clis.base import (
     UsageRecord,
     json_lines,
     number,
+)
+from orchestrator.agents.clis.standin import (
+    Session,
+    StandIn,
+    Tokens,
 )
 from orchestrator.agents.usage import ModelTokens
 
@@ -165,6 +171,70 @@ class Opencode:
 READY = re.compile(r"ctrl\+p commands")
 BUSY = re.compile(r"\besc interrupt\b")
 
+
+class OpencodeStandIn(StandIn):
+    """opencode as the simulated agent plays it: our plugin, handed its events by node."""
+
+    idle_text = 'Ask anything... "Fix a TODO in the codebase"   ctrl+p commands'
+    default_model = "gemini-2.5-pro"
+
+    def end_turn(
+        self, session: Session, prompt: str, message: str, transcript: Path | None
+    ) -> None:
+        """`session.idle`."""
+        plugin_events({"type": "session.idle", "properties": {"sessionID": session.session_id}})
+
+    def ask(self, session: Session, question: str) -> bool:
+        """`permission.asked`."""
+        properties = {"id": "per_1", "sessionID": session.session_id, "permission": "bash"}
+        event = {"type": "permission.asked", "properties": {**properties, "patterns": ["rm"]}}
+        return plugin_events(event)
+
+    def record_usage(self, session: Session, tokens: Tokens) -> Path | None:
+        """An assistant message's `message.updated` events: empty first, then with usage."""
+        empty = {"input": 0, "output": 0, "reasoning": 0, "cache": {"read": 0, "write": 0}}
+        info = {
+            "id": f"msg_{session.turns}",
+            "sessionID": session.session_id,
+            "role": "assistant",
+            "modelID": tokens.model,
+            "providerID": "anthropic",
+            "cost": 0.0,
+            "tokens": empty,
+        }
+        counted = {
+            "input": tokens.input,
+            "output": tokens.output,
+            "reasoning": 0,
+            "cache": {"read": tokens.cache_read, "write": tokens.cache_write},
+        }
+        cost = round((tokens.input * 3 + tokens.output * 15) / 1_000_000, 6)
+        final = {**info, "cost": cost, "tokens": counted}
+        plugin_events(
+            {"type": "message.updated", "properties": {"info": info}},
+            {"type": "message.updated", "properties": {"info": final}},
+        )
+        return None
+
+
+def plugin_events(*events: dict[str, Any]) -> bool:
+    """Hand events to the plugins of `OPENCODE_CONFIG_CONTENT` (run by node, as ES modules)."""
+    config = json.loads(os.environ.get("OPENCODE_CONFIG_CONTENT") or "{}")
+    plugins = [p for p in config.get("plugin", []) if str(p).startswith("file://")]
+    driver = (
+        "const m = await import(process.argv[1]);"
+        "for (const f of Object.values(m)) { const h = await f({});"
+        " for (const e of JSON.parse(process.argv[2])) await h.event({ event: e }); }"
+    )
+    for plugin in plugins:
+        subprocess.run(
+            ["node", "--input-type=module", "-e", driver, plugin, json.dumps(events)],
+            check=True,
+            timeout=60,
+        )
+    return bool(plugins)
+
+
 SPEC = CliSpec(
     "opencode",
     "opencode",
@@ -177,4 +247,5 @@ SPEC = CliSpec(
     agent_flag=("--agent",),
     submit_signal=True,
     tested=("1.18.33", "1.18.33"),
+    standin=OpencodeStandIn(),
 )
