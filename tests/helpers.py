@@ -4,7 +4,6 @@ from __future__ import annotations
 
 import json
 import os
-import re
 import subprocess
 import sys
 from collections.abc import Callable
@@ -15,6 +14,7 @@ import yaml
 
 from orchestrator.agents.profiles import make_profile, simulated_command
 from orchestrator.agents.simulated import read_runs
+from orchestrator.agents.steering import pointed_text
 from orchestrator.defaults import STATE_DIR_NAME
 from orchestrator.eventlog import EventLog
 from orchestrator.files import StateDir
@@ -244,5 +244,5 @@ def tree_snapshot(folder: Path, *, skip: str = STATE_DIR_NAME) -> dict[str, byte
 
 def typed_text(line: str) -> str:
     """What a typed line said: itself, or the text of the file it points to (long texts)."""
-    pointer = re.fullmatch(r"Read (\S+) and do what it says\.", line)
-    return Path(pointer.group(1)).read_text().rstrip("\n") if pointer else line
+    pointed = pointed_text(line)
+    return pointed.rstrip("\n") if pointed is not None else line

@@ -47,6 +47,7 @@ from typing import Any
 
 from orchestrator.agents.codework import apply_edits, parse_edit, resolve_conflicts
 from orchestrator.agents.lookalike import INPUT_LINES, Lookalike, add_arguments
+from orchestrator.agents.steering import pointed_text
 from orchestrator.agents.tty import BRACKETED_PASTE_ON, InputLine, raw_terminal
 from orchestrator.defaults import STATE_DIR_NAME
 from orchestrator.files import StateDir, open_private, write_atomic, write_private
@@ -331,6 +332,10 @@ class Agent:
             with self.args.record.open("a") as handle:
                 handle.write(line + "\n")
         say(f"● received prompt ({len(text.encode())} bytes)")
+        pointed = pointed_text(text)
+        if pointed is not None:  # a line pointing to the text: read it, as an agent would
+            say("● read the file the line points to")
+            text = pointed.rstrip("\n")
         if self.task is None:
             self.task = text
             if self.misbehaving("ask"):

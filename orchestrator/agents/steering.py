@@ -10,6 +10,7 @@ from __future__ import annotations
 
 import asyncio
 import json
+import re
 import sys
 import time
 from pathlib import Path
@@ -18,6 +19,9 @@ from typing import Any
 from orchestrator.files import read_private, write_private
 
 RELAY = Path(__file__).with_name("relay.py")
+# The line typed for a text too long to type: the agent reads the rest from the file.
+POINTER = "Read {path} and do what it says."
+_POINTED = re.compile(r"Read (/\S+) and do what it says\.")
 TAKEN_TIMEOUT = 5.0  # seconds for a waiting hook to take an answer (it looks every 20 ms)
 POLL = 0.02
 
@@ -33,6 +37,17 @@ def hook_command(kind: str) -> str:
         f'if [ -n "$BMAD_RELAY" ]; then "$BMAD_PYTHON" -I -S "$BMAD_RELAY" {kind}; '
         "else cat > /dev/null; printf '{}'; fi"
     )
+
+
+def pointed_text(line: str) -> str | None:
+    """The text a typed pointer line stands for (the file it names), or None."""
+    found = _POINTED.fullmatch(line.strip())
+    if found is None:
+        return None
+    try:
+        return Path(found.group(1)).read_text()
+    except OSError:
+        return None
 
 
 def read_signal(path: Path) -> dict[str, Any] | None:

@@ -20,7 +20,13 @@ from pathlib import Path
 from typing import Literal
 
 from orchestrator.agents.profiles import AgentProfile
-from orchestrator.agents.steering import answer, question_text, read_signal, waiting_request
+from orchestrator.agents.steering import (
+    POINTER,
+    answer,
+    question_text,
+    read_signal,
+    waiting_request,
+)
 from orchestrator.errors import DeliveryError, OrchestratorError
 from orchestrator.eventlog import EventLog
 from orchestrator.files import PRIVATE_FILE_MODE, StateDir, open_private, write_private
@@ -236,7 +242,7 @@ def _short_line(state: StateDir, session: AgentSession, text: str) -> tuple[str,
     token = f"bmad-{uuid.uuid4().hex[:10]}"
     path = state.folder("prompts") / f"{token}.md"
     write_private(path, text if text.endswith("\n") else text + "\n")
-    return f"Read {path} and do what it says.", token
+    return POINTER.format(path=path), token
 
 
 def _mtime(path: Path) -> int | None:
