@@ -35,6 +35,7 @@ from orchestrator.git import (
 from orchestrator.methods import Project, StageOutput, StageRequest
 from orchestrator.stages import StageName
 from orchestrator.tmux import AgentSession, TmuxAgentManager
+from orchestrator.tmux.logs import find_in_log
 from orchestrator.tmux.screen import wait_until_ready
 from orchestrator.watch import NudgeReason, WaitResult, filesystem_now, wait_for_output
 from state import AttemptRecord, RecoveryEntry, StoryContext, StoryState
@@ -211,6 +212,12 @@ async def run_stage(
             await asyncio.shield(manager.kill(session.name))
             ledger.untrack(session.name)
     usage = None
+    warnings = list(session.meta.get("warnings") or []) if session else []
+    if session is not None and profile.hooks_off_pattern is not None:
+        said = await asyncio.to_thread(find_in_log, session.log_path, profile.hooks_off_pattern)
+        if said:  # the CLI refused our hooks after all: said, never a silent quiet
+            warnings.append(f"{profile.name} skipped its hooks: {said}")
+            manager.events.write("cli-warning", session=session.name, warning=said)
     if session is not None:
         usage = await asyncio.to_thread(read_usage, profile, session, cwd, context)
         ledger.add(usage)
@@ -238,7 +245,7 @@ async def run_stage(
         nudges=nudge.nudges,
         agent=profile.name,
         usage=usage,
-        warnings=list(session.meta.get("warnings") or []) if session else [],
+        warnings=warnings,
     )
     emit(
         runtime,

@@ -58,6 +58,7 @@ class AgentProfile:
     # Keys that close a question or permission dialog before a nudge is typed.
     dismiss_keys: tuple[str, ...] = ()
     question_pattern: re.Pattern[str] | None = None  # a question dialog is drawn
+    hooks_off_pattern: re.Pattern[str] | None = None  # the CLI says it skipped our hooks
     # Whether the CLI's hook says when a typed line was submitted (else the screen is read).
     submit_signal: bool = False
 
@@ -130,6 +131,7 @@ def make_profile(
             agent_flag=spec.agent_flag,
             dismiss_keys=spec.dismiss_keys,
             question_pattern=spec.question,
+            hooks_off_pattern=spec.hooks_off,
             submit_signal=spec.submit_signal,
         )
     elif name == "simulated":

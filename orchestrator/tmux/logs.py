@@ -16,6 +16,7 @@ from orchestrator.tmux.names import tmux_literal
 from orchestrator.tmux.server import TmuxServer
 
 LOGCAP = Path(__file__).with_name("logcap.py")
+_CURSOR_FORWARD = re.compile(r"\x1b\[(\d*)C")  # a TUI's way to draw spaces
 _ANSI = re.compile(r"\x1b\[[0-?]*[ -/]*[@-~]|\x1b\][^\x07\x1b]*(\x07|\x1b\\)|\x1b[@-_]|\r")
 
 
@@ -56,3 +57,15 @@ async def stream(
                     yield _ANSI.sub("", pending.decode(errors="replace"))
                 return
             await changes.wait()
+
+
+def find_in_log(path: Path, pattern: re.Pattern[str], *, limit: int = 1 << 20) -> str | None:
+    """The first match of `pattern` in the head of a pane log (ANSI stripped), or None."""
+    try:
+        with open(path, "rb") as handle:
+            head = handle.read(limit)
+    except OSError:
+        return None
+    text = _CURSOR_FORWARD.sub(lambda m: " " * int(m.group(1) or 1), head.decode(errors="replace"))
+    found = pattern.search(_ANSI.sub("", text))
+    return found.group(0).strip() if found else None

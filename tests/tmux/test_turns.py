@@ -289,3 +289,21 @@ async def test_nesting_variables_never_reach_the_agent(
     env = (project / "env.txt").read_text()
     assert "CLAUDE" not in env
     assert "BMAD_TURN_END_FILE=" in env and "BMAD_ATTENTION_FILE=" in env
+
+
+async def test_gemini_refusing_its_hooks_is_said_on_the_attempt(
+    stage: Runner, project: Path
+) -> None:
+    # Gemini 0.61's own words, as its TUI draws them (cursor moves instead of some spaces).
+    warning = (
+        "\\033[33m⚠  Security\\033[1CWarning:\\033[1CSkipping\\033[1Csystem\\033[1Csettings"
+        "\\033[1Cfile '/tmp/x/settings.json': Parent directory '/tmp' is insecure\\033[0m\\n"
+    )
+    script = (
+        f"printf '{warning}'; mkdir -p docs/stories && "
+        "printf '# Story 1.1: x\\n\\n## Status\\n\\nDraft\\n' > docs/stories/1.1.story.md"
+    )
+    _, record = await stage("sm", profile="gemini", command=["sh", "-c", script, "gemini"])
+    assert (record.end, record.turn) == ("done", "exit")
+    said = [w for w in record.warnings if w.startswith("gemini skipped its hooks")]
+    assert said and "Skipping system settings file /tmp/x/settings.json" in said[0]

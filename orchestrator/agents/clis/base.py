@@ -181,6 +181,8 @@ class CliSpec:
     question: re.Pattern[str] | None = None
     # Whether a hook of the CLI's says when a typed prompt was submitted (`BMAD_SUBMIT_FILE`).
     submit_signal: bool = False
+    # On screen when the CLI refuses the hooks we gave it (so turns will end on quiet).
+    hooks_off: re.Pattern[str] | None = None
     # How the simulated agent passes for it (`--like`).
     standin: StandIn = field(default_factory=StandIn)
     # Variables no session may inherit (an orchestrator run from inside this CLI sets them).

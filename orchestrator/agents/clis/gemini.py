@@ -328,6 +328,9 @@ SPEC = CliSpec(
     dialogs=DIALOGS,
     prompt_flag=("-i",),
     submit_signal=True,
+    # "Security Warning: Skipping system settings file '…': Parent directory '/tmp' is insecure"
+    # (spaces may be cursor moves in the log, hence \s*).
+    hooks_off=re.compile(r"Skipping\s*system\s*settings\s*file[^\n]*"),
     tested=("0.61.0", "0.61.0"),
     standin=GeminiStandIn(),
 )
