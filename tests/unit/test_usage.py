@@ -2,12 +2,16 @@
 
 from __future__ import annotations
 
+import dataclasses
+import os
 import shutil
+import time
 from datetime import UTC, datetime
 from pathlib import Path
 
 import pytest
 
+from nodes.accounting import read_usage
 from nodes.routing import (
     budget_exceeded,
     route_after_dev,
@@ -15,15 +19,17 @@ from nodes.routing import (
     route_after_qa,
     route_after_sm,
 )
-from orchestrator.agents.clis.base import UsageQuery
+from orchestrator.agents.clis.base import MAX_LINE_BYTES, UsageQuery, UsageRecord
 from orchestrator.agents.clis.claude import Claude
 from orchestrator.agents.clis.codex import Codex
 from orchestrator.agents.clis.copilot import Copilot
 from orchestrator.agents.clis.gemini import Gemini
 from orchestrator.agents.clis.opencode import Opencode
 from orchestrator.agents.prices import DEFAULT_PRICES, ModelPrice, dollars, price_of, price_table
+from orchestrator.agents.profiles import make_profile
 from orchestrator.agents.usage import ModelTokens, RunLedger, Usage, UsageTotal
-from state import AttemptRecord, StoryPolicy, StoryState
+from orchestrator.tmux import AgentSession
+from state import AttemptRecord, StoryContext, StoryPolicy, StoryState
 from state.story import Budget
 from tests.helpers import REPO
 
@@ -239,3 +245,54 @@ def test_a_token_budget_counts_every_kind_and_unknown_usage_counts_nothing() -> 
 def test_a_run_budget_stop_sends_the_story_to_over_budget() -> None:
     state = StoryState(story_id="1.1", stage="po", outcome=None, budget_stop="run budget reached")
     assert route_after_sm(state.model_copy(update={"stage": "sm"})) == "over_budget"
+
+
+# --- records that are not what they claim to be ------------------------------------------------
+
+
+def test_a_fifo_where_a_transcript_should_be_is_unknown_at_once(tmp_path: Path) -> None:
+    folder = tmp_path / ".claude" / "projects" / "-work-app"
+    folder.mkdir(parents=True)
+    os.mkfifo(folder / "s.jsonl")  # nobody writes it: opening it to read would block
+    started = time.monotonic()
+    assert Claude().read_usage(query(tmp_path)) == UsageRecord({}, source=str(folder / "s.jsonl"))
+    assert time.monotonic() - started < 5
+
+
+@pytest.mark.parametrize(
+    "usage",
+    ['{"input_tokens": 1e999}', '{"input_tokens": -399999940}', '{"output_tokens": 1e14}'],
+)
+def test_an_impossible_count_makes_the_usage_unknown_not_wrong(tmp_path: Path, usage: str) -> None:
+    line = (
+        '{"type": "assistant", "requestId": "r", "message": {"id": "m", "model": "claude-x", '
+        f'"usage": {usage}}}}}\n'
+    )
+    path = tmp_path / ".claude" / "projects" / "-work-app" / "s.jsonl"
+    path.parent.mkdir(parents=True)
+    path.write_text(line)
+    with pytest.raises(ValueError, match="impossible count"):
+        Claude().read_usage(query(tmp_path))
+    # The stage's reader turns that into unknown usage, never a failed story or a negative sum.
+    session = AgentSession("bmad-sm-1-1", "%1", "sm", "1.1", "r", 1, path, path, datetime.now(UTC))
+    session = dataclasses.replace(session, meta={"agent_session_id": "s"})
+    profile = make_profile("claude")
+    context = StoryContext(project=tmp_path)
+    with pytest.MonkeyPatch.context() as patch:
+        patch.setenv("HOME", str(tmp_path))
+        assert read_usage(profile, session, CWD, context) is None
+
+
+def test_deep_nesting_and_overlong_lines_are_skipped_and_the_rest_read(tmp_path: Path) -> None:
+    good = (
+        '{"type": "assistant", "requestId": "r", "message": {"id": "m", "model": "claude-x", '
+        '"usage": {"input_tokens": 5, "output_tokens": 7}}}\n'
+    )
+    path = tmp_path / ".claude" / "projects" / "-work-app" / "s.jsonl"
+    path.parent.mkdir(parents=True)
+    with path.open("w") as handle:
+        handle.write("[" * 200_000 + "\n")  # a RecursionError for json, once
+        handle.write('{"pad": "' + "x" * (MAX_LINE_BYTES + 10) + '"}\n')  # one overlong line
+        handle.write(good)
+    record = Claude().read_usage(query(tmp_path))
+    assert record is not None and tokens(record, "claude-x") == (5, 7, 0, 0)

@@ -9,8 +9,10 @@ environment variable, or a file of ours) so the user's own settings are never ed
 from __future__ import annotations
 
 import json
+import math
 import os
 import re
+import stat
 from collections.abc import Iterator, Mapping
 from dataclasses import dataclass, field
 from pathlib import Path
@@ -133,24 +135,53 @@ class NoSupport:
         return None
 
 
+# What a usage reader reads of a CLI's record at most: a record is the CLI's or the repository's
+# file, so a FIFO, a huge file or a huge line must not hang or swell the orchestrator.
+MAX_RECORD_BYTES = 256 << 20
+MAX_LINE_BYTES = 8 << 20
+MAX_COUNT = 10**13  # tokens (or dollars) of one record beyond any real session
+
+
 def json_lines(path: Path) -> Iterator[dict[str, Any]]:
-    """The JSON objects of a JSONL file; a torn or foreign line is skipped, never fatal."""
-    with open(path, encoding="utf-8", errors="replace") as handle:
-        for line in handle:
-            line = line.strip()
+    """The JSON objects of a JSONL file; a torn, foreign, nested-too-deep or overlong line is
+    skipped, never fatal. Only a regular file is read (a FIFO is never waited on), and only its
+    first `MAX_RECORD_BYTES`."""
+    try:
+        fd = os.open(path, os.O_RDONLY | os.O_NONBLOCK)
+    except OSError:
+        return
+    with os.fdopen(fd, "rb") as handle:
+        if not stat.S_ISREG(os.fstat(fd).st_mode):
+            return
+        read = 0
+        while read < MAX_RECORD_BYTES:
+            line = handle.readline(MAX_LINE_BYTES)
             if not line:
+                return
+            read += len(line)
+            if len(line) >= MAX_LINE_BYTES and not line.endswith(b"\n"):
+                while (rest := handle.readline(MAX_LINE_BYTES)) and not rest.endswith(b"\n"):
+                    read += len(rest)  # the rest of an overlong line, dropped as it is read
+                read += len(rest)
                 continue
             try:
                 value = json.loads(line)
-            except json.JSONDecodeError:
+            except (ValueError, RecursionError):
                 continue
             if isinstance(value, dict):
                 yield value
 
 
 def number(value: Any) -> int:
-    """A token count as recorded (a missing or odd value counts 0)."""
-    return int(value) if isinstance(value, int | float) and not isinstance(value, bool) else 0
+    """A token count as recorded: a missing one counts 0; a negative, fractional-infinite or
+    absurd one makes the record unreadable (ValueError: the usage is unknown, never wrong)."""
+    if value is None:
+        return 0
+    if isinstance(value, bool) or not isinstance(value, int | float):
+        return 0
+    if not math.isfinite(value) or value < 0 or value > MAX_COUNT:
+        raise ValueError(f"an impossible count in a usage record: {value!r}")
+    return int(value)
 
 
 def home(env: Mapping[str, str], variable: str, default: str) -> Path:

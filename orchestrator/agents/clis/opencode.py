@@ -14,6 +14,7 @@ writes a permission or question request to the attention file, each submitted me
 from __future__ import annotations
 
 import json
+import math
 import os
 import re
 import subprocess
@@ -22,6 +23,7 @@ from pathlib import Path
 from typing import Any
 
 from orchestrator.agents.clis.base import (
+    MAX_COUNT,
     CliSpec,
     Launch,
     LaunchSpec,
@@ -163,13 +165,22 @@ class Opencode:
                 )
             )
             cost = info.get("cost")
-            usd += float(cost) if isinstance(cost, int | float) else 0.0
+            usd += number(cost) if isinstance(cost, int) else _dollars(cost)
         return UsageRecord(per_model, source=str(path), usd=usd)
 
 
 # Idle: the footer's command hint, without the busy marker that shares its line (1.18).
 READY = re.compile(r"ctrl\+p commands")
 BUSY = re.compile(r"\besc interrupt\b")
+
+
+def _dollars(value: object) -> float:
+    """A recorded cost (a missing one counts 0; an impossible one makes the record unknown)."""
+    if not isinstance(value, float):
+        return 0.0
+    if not math.isfinite(value) or value < 0 or value > MAX_COUNT:
+        raise ValueError(f"an impossible cost in a usage record: {value!r}")
+    return value
 
 
 class OpencodeStandIn(StandIn):
