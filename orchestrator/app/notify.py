@@ -1,8 +1,12 @@
 """Notices for people: a webhook and/or a command, for the events they chose.
 
-A notice never fails a story: delivery runs beside the run, is retried a few times, and failures
-are logged. Webhook URLs carry secrets (Slack and Discord put the token in the path), so a URL is
-only ever shown as its scheme and host; the full URL stays in epic.yaml and memory.
+A notice never fails or delays a story: delivery runs on the notifier's own thread (never the
+event loop's shared pool, which checks, spawns and kills need), notices go out in order, each
+attempt ends by `timeout` however slowly a server drips its answer (a watchdog closes the
+connection), at most `MAX_PENDING` notices wait, and failures are logged. A webhook is never
+redirected (a redirect would carry its credentials to another host): a 3xx is a failed delivery.
+Webhook URLs carry secrets (Slack and Discord put the token in the path), so a URL is only ever
+shown as its scheme and host; the full URL stays in epic.yaml and memory.
 """
 
 from __future__ import annotations
@@ -10,11 +14,15 @@ from __future__ import annotations
 import asyncio
 import base64
 import contextlib
+import http.client
 import json
+import os
+import queue
+import socket
 import subprocess
+import tempfile
+import threading
 import time
-import urllib.error
-import urllib.request
 from datetime import UTC, datetime
 from typing import Any, Literal
 from urllib.parse import unquote, urlsplit, urlunsplit
@@ -34,6 +42,8 @@ NOTICE_EVENTS: tuple[NoticeEvent, ...] = (
     "run_finished",
 )
 RETRY_PAUSES = (1.0, 3.0)  # between the delivery attempts (pacing retries, not synchronising)
+MAX_PENDING = 64  # notices queued or in flight; more are dropped, and said so
+STDERR_KEPT = 4096  # bytes of a failing notice command's stderr kept for the log
 
 
 class NotifySettings(Settings):
@@ -80,24 +90,45 @@ class Notifier:
     def __init__(self, settings: NotifySettings, events: EventLog) -> None:
         self.settings = settings
         self.events = events
-        self._tasks: set[asyncio.Task[None]] = set()
+        self._tasks: set[asyncio.Future[None]] = set()
+        self._queue: queue.Queue[tuple[dict[str, Any], asyncio.Future[None]]] = queue.Queue()
+        self._worker: threading.Thread | None = None
 
     def send(self, event: NoticeEvent, **fields: Any) -> None:
-        """Queue a notice if the user chose this event (never raises)."""
+        """Queue a notice if the user chose this event (never raises, never waits)."""
         if event not in self.settings.events or not (
             self.settings.webhook or self.settings.command
         ):
             return
+        if len(self._tasks) >= MAX_PENDING:
+            self.events.write("notify-dropped", notice=event, pending=len(self._tasks))
+            return
         body = {"event": event, "at": datetime.now(UTC).isoformat(), **fields}
-        task = asyncio.get_running_loop().create_task(asyncio.to_thread(self._deliver, body))
+        task: asyncio.Future[None] = asyncio.get_running_loop().create_future()
         self._tasks.add(task)
         task.add_done_callback(self._tasks.discard)
+        self._queue.put((body, task))
+        if self._worker is None:
+            # One daemon thread delivers in order; one still under way never holds the exit.
+            self._worker = threading.Thread(target=self._work, name="bmad-notify", daemon=True)
+            self._worker.start()
+
+    def _work(self) -> None:
+        while True:
+            body, task = self._queue.get()
+            try:
+                self._deliver(body)
+            finally:
+                with contextlib.suppress(RuntimeError):  # the loop may be gone at exit
+                    task.get_loop().call_soon_threadsafe(_finish, task)
 
     async def drain(self, timeout: float = 30.0) -> None:
-        """Wait (up to `timeout`) for the notices still being delivered."""
-        if self._tasks:
-            with contextlib.suppress(TimeoutError):
-                await asyncio.wait_for(asyncio.gather(*self._tasks), timeout)
+        """Wait (up to `timeout`) for the notices still being delivered; say what is left."""
+        if not self._tasks:
+            return
+        _, pending = await asyncio.wait(set(self._tasks), timeout=timeout)
+        if pending:  # their thread dies with the process
+            self.events.write("notify-abandoned", pending=len(pending), waited=timeout)
 
     def _deliver(self, body: dict[str, Any]) -> None:
         data = json.dumps(body).encode()
@@ -136,30 +167,67 @@ class Notifier:
         return text[:300]
 
     def _post(self, data: bytes) -> None:
+        """One POST, over by `timeout` whatever the server does; never redirected."""
         assert self.settings.webhook is not None
         parts = urlsplit(self.settings.webhook)
         headers = {"Content-Type": "application/json", "User-Agent": "bmad-orchestrator"}
-        target = self.settings.webhook
         if parts.username is not None:  # user:password@ in the URL: HTTP basic auth
             login = f"{unquote(parts.username)}:{unquote(parts.password or '')}"
             headers["Authorization"] = "Basic " + base64.b64encode(login.encode()).decode()
-            netloc = parts.hostname or ""
-            netloc += f":{parts.port}" if parts.port else ""
-            target = urlunsplit(parts._replace(netloc=netloc))
-        request = urllib.request.Request(target, data=data, headers=headers, method="POST")
-        with urllib.request.urlopen(request, timeout=self.settings.timeout) as response:
-            if response.status >= 300:
-                raise urllib.error.HTTPError(self.settings.webhook, response.status, "", {}, None)  # type: ignore[arg-type]
+        connection_class = (
+            http.client.HTTPSConnection if parts.scheme == "https" else http.client.HTTPConnection
+        )
+        timeout = self.settings.timeout
+        connection = connection_class(parts.hostname or "", parts.port, timeout=timeout)
+        fired = threading.Event()
+        watchdog = threading.Timer(timeout, _abort, (connection, fired))
+        watchdog.start()
+        try:
+            path = urlunsplit(("", "", parts.path or "/", parts.query, ""))
+            connection.request("POST", path, body=data, headers=headers)
+            response = connection.getresponse()
+            response.read(64 << 10)
+            status = response.status
+        except (OSError, http.client.HTTPException) as exc:
+            if fired.is_set():  # what broke the connection was the deadline
+                raise TimeoutError(f"no answer within {timeout:g}s") from exc
+            raise
+        finally:
+            watchdog.cancel()
+            connection.close()
+        if 300 <= status < 400:
+            raise RuntimeError(f"HTTP {status}: a webhook is never redirected")
+        if status >= 300:
+            raise RuntimeError(f"HTTP {status}")
 
     def _run(self, data: bytes) -> None:
-        done = subprocess.run(
-            self.settings.command,
-            input=data,
-            capture_output=True,
-            timeout=self.settings.timeout,
-            check=False,
-        )
-        if done.returncode != 0:
-            raise RuntimeError(
-                f"exited {done.returncode}: {done.stderr.decode(errors='replace')[-200:]}"
+        """The command, the JSON on stdin; only the tail of its stderr is kept."""
+        with tempfile.TemporaryFile() as stderr:
+            done = subprocess.run(
+                self.settings.command,
+                input=data,
+                stdout=subprocess.DEVNULL,
+                stderr=stderr,
+                timeout=self.settings.timeout,
+                check=False,
             )
+            if done.returncode == 0:
+                return
+            size = stderr.seek(0, os.SEEK_END)
+            stderr.seek(max(0, size - STDERR_KEPT))
+            tail = stderr.read().decode(errors="replace")[-200:]
+        raise RuntimeError(f"exited {done.returncode}: {tail}")
+
+
+def _finish(task: asyncio.Future[None]) -> None:
+    if not task.done():
+        task.set_result(None)
+
+
+def _abort(connection: http.client.HTTPConnection, fired: threading.Event) -> None:
+    """The deadline passed: closing the socket ends whatever read or write is blocked on it."""
+    fired.set()
+    sock = connection.sock
+    if sock is not None:
+        with contextlib.suppress(OSError):
+            sock.shutdown(socket.SHUT_RDWR)

@@ -49,6 +49,10 @@ FINAL = ("done", "already done")
 OVER_BUDGET = "over_budget"
 
 
+FINISHED_DRAIN = 30.0  # seconds the last notices get at the end of a run
+INTERRUPTED_DRAIN = 2.0  # ... and at the end of an interrupted one
+
+
 @dataclass
 class RunOptions:
     """How to run an epic: the command line's choices."""
@@ -225,7 +229,8 @@ class EpicRunner:
             await asyncio.to_thread(manager.server.remove_idle_socket)
             self.display.close()
         code = self._finish()
-        await self.notifier.drain()
+        # Interrupted, the run ends in seconds: notices still going out are given a moment only.
+        await self.notifier.drain(INTERRUPTED_DRAIN if self.interrupted else FINISHED_DRAIN)
         return code
 
     def _interrupt(self, main: asyncio.Task[Any] | None, sig: signal.Signals) -> None:

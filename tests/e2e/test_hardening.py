@@ -21,6 +21,8 @@ from tests.helpers import (
     DEMO,
     alive,
     cli,
+    dripping_server,
+    events,
     orphan_after_server_death,
     report,
     runs,
@@ -199,6 +201,23 @@ async def test_sighup_ends_the_run_like_sigterm(demo: Path, socket: str) -> None
     assert record.interrupted and not record.finished
     resumed = cli(epic, "--resume")
     assert resumed.returncode == 0, resumed.stdout + resumed.stderr
+
+
+async def test_sigterm_ends_the_run_in_seconds_while_a_webhook_drips(
+    demo: Path, socket: str
+) -> None:
+    with dripping_server() as url:
+        notify = {"webhook": url, "events": ["story_done"], "timeout": 120}
+        epic = hanging_epic(demo, socket, stories=["1.3", "1.1"], notify=notify)
+        process = start_cli(epic)
+        await wait_for_run(demo, "1.1", "dev")  # 1.3 is done: its notice is dripping
+        process.send_signal(signal.SIGTERM)
+        out, err = process.communicate(timeout=60)  # it used to take minutes
+    assert process.returncode == 130, out + err
+    assert report(demo)["interrupted"]
+    assert await sessions_left(demo, socket) == []
+    assert [e for e in events(demo) if e["event"] == "notify-abandoned"]
+    assert "secret-pw" not in out + err
 
 
 # --- 6. descendants of a vanished session ------------------------------------------------------
