@@ -6,6 +6,7 @@ need nothing else and the `Literal` return types let LangGraph draw every edge.
 
 from __future__ import annotations
 
+import shlex
 from typing import Literal
 
 from orchestrator.stages import StartAt
@@ -187,6 +188,6 @@ def merge_conflict_reason(state: StoryState) -> str:
         f"merging {state.branch} into {into} conflicts in {files} after "
         f"{state.merge_rounds} resolve round(s); max_merge_rounds is "
         f"{state.policy.max_merge_rounds}. Branch {state.branch} and its worktree are kept: "
-        f"to finish by hand, in {where} run `git merge {into}`, resolve, `git commit`, then "
-        f"`git merge --no-ff {state.branch}` on {into}"
+        f"to finish by hand, run `{shlex.join(['git', '-C', where, 'merge', into])}`, resolve, "
+        f"`git commit`, then `git merge --no-ff {shlex.quote(state.branch or '')}` on {into}"
     )

@@ -9,6 +9,7 @@ run says where the merged work is and how to bring it into the user's branch (or
 from __future__ import annotations
 
 import dataclasses
+import shlex
 from collections.abc import Callable, Sequence
 from pathlib import Path
 
@@ -105,7 +106,8 @@ def home_lines(
     else:
         lines.append(
             f"{merged} stor{'y' if merged == 1 else 'ies'} merged into branch {trees.branch}; "
-            f"bring the work home with: git -C {trees.toplevel} merge {trees.branch}"
+            "bring the work home with: "
+            + shlex.join(["git", "-C", str(trees.toplevel), "merge", trees.branch])
         )
     return lines
 

@@ -9,6 +9,7 @@ from __future__ import annotations
 
 import contextlib
 import re
+import shlex
 from collections.abc import Sequence
 from dataclasses import dataclass
 
@@ -128,7 +129,8 @@ def bring_home(trees: Worktrees, into: str) -> str:
     """
     with trees.locked():
         if not trees.branch_exists(into):
-            return f"git.merge_into: no branch {into!r}; merge by hand: git merge {trees.branch}"
+            by_hand = _command("merge", trees.branch)
+            return f"git.merge_into: no branch {into!r}; merge by hand: {by_hand}"
         if commits_ahead(trees, into) == 0:
             return f"{into} already holds everything on {trees.branch}"
         checkout = trees.checkout_of(into)
@@ -139,18 +141,23 @@ def bring_home(trees: Worktrees, into: str) -> str:
         try:
             if git.lines("status", "--porcelain=v1", "-z", "--untracked-files=no"):
                 return (
-                    f"not merged into {into}: its checkout {checkout} has uncommitted changes; "
-                    f"once it is clean, run there: git merge {trees.branch}"
+                    f"not merged into {into}: its checkout has uncommitted changes; once it is "
+                    f"clean, run {_command('-C', str(checkout), 'merge', trees.branch)}"
                 )
             done = git.merge(trees.branch, f"Merge {trees.branch} (bmad-orchestrator)")
             if done.returncode != 0:
                 if git.merging():
                     git.run("merge", "--abort")
                 return (
-                    f"not merged into {into}: the merge conflicts; in {checkout} run "
-                    f"git merge {trees.branch}, resolve and commit"
+                    f"not merged into {into}: the merge conflicts; run "
+                    f"{_command('-C', str(checkout), 'merge', trees.branch)}, resolve and commit"
                 )
             return f"merged {trees.branch} into {into} ({git.head()[:12]})"
         finally:
             if temporary:
                 trees.remove_path(trees.folder / HOME)
+
+
+def _command(*args: str) -> str:
+    """A git command as it may be pasted into a shell (every part quoted)."""
+    return shlex.join(["git", *args])

@@ -17,6 +17,7 @@ from __future__ import annotations
 import contextlib
 import fcntl
 import os
+import shlex
 import shutil
 import subprocess
 import threading
@@ -392,7 +393,9 @@ class Worktrees:
                 if not ours and not self.merged(entry.name):
                     said.append(
                         f"kept {entry} and branch {branch}: it is not merged (finish the merge "
-                        f"by hand, or drop it: git worktree remove {entry}; git branch -D {branch})"
+                        "by hand, or drop it: "
+                        f"{shlex.join(['git', 'worktree', 'remove', str(entry)])}; "
+                        f"{shlex.join(['git', 'branch', '-D', branch])})"
                     )
                     continue
                 self.remove(workspace, delete_branch=not ours)

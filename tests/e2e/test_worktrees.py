@@ -176,8 +176,9 @@ async def test_past_max_merge_rounds_a_story_fails_with_its_branch_intact_and_cl
     (failed,) = [story for story, row in rows.items() if row["result"] == "merge_conflict"]
     row = rows[failed]
     assert "src/shared.txt" in row["reason"] and "max_merge_rounds is 0" in row["reason"]
-    assert "git merge bmad/epic" in row["reason"]
     branch = f"bmad/epic--{failed}"
+    worktree = demo / ".bmad-orchestrator" / "worktrees" / failed
+    assert f"git -C {worktree} merge bmad/epic" in row["reason"]
     assert git(demo, "show", f"{branch}:src/shared.txt").endswith(f"story {failed} was here\n")
     worktree = demo / ".bmad-orchestrator" / "worktrees" / failed
     assert worktree.is_dir() and f"branch {branch} kept" in result.stdout

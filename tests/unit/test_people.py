@@ -2,7 +2,9 @@
 
 from __future__ import annotations
 
+import hashlib
 from datetime import UTC, datetime
+from pathlib import Path
 
 import pytest
 
@@ -10,7 +12,7 @@ from nodes.gate import pending_gate, question
 from nodes.routing import route_after_gate, route_after_po, route_after_qa, route_after_sm
 from orchestrator.app.notify import NotifySettings
 from orchestrator.app.people import Waiting, make_answer
-from orchestrator.redaction import redact_url
+from orchestrator.redaction import KEY_FILE, redact_url
 from state import RecoveryEntry, StoryPolicy, StoryState
 
 GATED = StoryPolicy(gates=["after_po", "after_qa", "on_needs_input"])
@@ -110,3 +112,16 @@ def test_an_answer_to_an_older_question_is_dropped_never_used(tmp_path: object) 
     save_answer(state, old, make_answer(old, "approve", "ok"))
     taken = take_answer(state, "r", "1.1", interrupt_id="i")
     assert taken is not None and taken.note == "ok"
+
+
+def test_a_shown_digest_is_keyed_so_it_is_no_password_oracle() -> None:
+    url = "https://user:S3CRET@hooks.example.com/T0/B0/XXXX"
+    shown = redact_url(url)
+    digest = shown.rsplit("#", 1)[1]
+    # Guessing the password and hashing the URL finds nothing: the digest needs the user's key.
+    for guess in ("password", "secret", "S3CRET", "hunter2", "letmein"):
+        candidate = url.replace("S3CRET", guess)
+        assert hashlib.sha256(candidate.encode()).hexdigest()[:8] != digest
+    key = Path.home() / KEY_FILE
+    assert key.stat().st_mode & 0o777 == 0o600
+    assert redact_url(url) == shown  # stable, so an unchanged URL reads as unchanged

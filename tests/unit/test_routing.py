@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import shlex
 from datetime import UTC, datetime
 
 import pytest
@@ -114,7 +115,7 @@ def test_a_merge_conflict_failure_says_how_to_finish_by_hand() -> None:
     )
     reason = failure_reason(s)
     assert "src/app.txt" in reason and "max_merge_rounds is 0" in reason
-    assert "in /state/worktrees/1.1 run `git merge bmad/epic`" in reason
+    assert "run `git -C /state/worktrees/1.1 merge bmad/epic`" in reason
     assert "`git merge --no-ff bmad/epic--1.1` on bmad/epic" in reason
 
 
@@ -149,3 +150,17 @@ def test_failure_reasons_say_what_happened() -> None:
     assert "Blocked" in failure_reason(state(stage="dev", outcome="blocked"))
     qa = state(stage="qa", outcome="FAIL", qa_fix_rounds=2)
     assert failure_reason(qa) == "QA gate FAIL after 2 fix round(s); max_fix_rounds is 2"
+
+
+def test_a_printed_command_is_safe_to_paste_whatever_the_path() -> None:
+    hostile = "/tmp/r $(touch P) #(touch Q)"
+    s = state(
+        stage="integrate",
+        outcome="conflict",
+        branch="bmad/epic--1.1",
+        workdir=hostile,
+        merge_conflicts=["a"],
+        policy=StoryPolicy(max_merge_rounds=0),
+    )
+    printed = failure_reason(s).split("run `", 1)[1].split("`", 1)[0]
+    assert shlex.split(printed) == ["git", "-C", hostile, "merge", "bmad/epic"]  # one argument
