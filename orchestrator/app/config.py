@@ -49,7 +49,8 @@ from state.context import (
 from state.story import Budget, StoryPolicy
 
 # Story ids become file names and tmux session names: letters, digits and single separators.
-_STORY_ID = re.compile(r"^[A-Za-z0-9]+(?:[._-][A-Za-z0-9]+)*$")
+_STORY_ID = re.compile(r"[A-Za-z0-9]+(?:[._-][A-Za-z0-9]+)*")  # whole (fullmatch)
+_CONTROL = re.compile(r"[\x00-\x1f\x7f]")
 MAX_STORY_ID = 64
 MAX_VALUES = 100_000
 
@@ -69,11 +70,13 @@ def check_story_id(value: Any) -> str:
         raise ValueError(f'a story id must be a string such as "1.1", got {value!r}')
     if len(value) > MAX_STORY_ID:
         raise ValueError(f"story id {value[:20]!r}... is longer than {MAX_STORY_ID} characters")
-    if not _STORY_ID.match(value):
+    if not _STORY_ID.fullmatch(value):
         raise ValueError(
             f"story id {value!r} may only hold letters, digits and single '.', '_' or '-' "
             "between them (it names files and tmux sessions)"
         )
+    if value.lower().endswith(".lock"):
+        raise ValueError(f"story id {value!r} may not end in '.lock' (git refuses such branches)")
     return value
 
 
@@ -108,6 +111,13 @@ class TmuxSettings(Settings):
 
     socket: str = Field(default=DEFAULT_SOCKET, pattern=r"^[A-Za-z0-9_.-]+$")
     session_prefix: str = Field(default=DEFAULT_PREFIX, pattern=r"^[A-Za-z0-9_-]+$")
+
+    @field_validator("socket")
+    @classmethod
+    def _a_name(cls, value: str) -> str:
+        if set(value) == {"."}:
+            raise ValueError(f"{value!r} is a folder, not a socket name")
+        return value
 
 
 class LogSettings(Settings):
@@ -154,6 +164,14 @@ class EpicConfig(Settings):
     name: str | None = Field(default=None, min_length=1, max_length=200)
     source: Path | None = Field(default=None, exclude=True)
     sha256: str = Field(default="", exclude=True)
+
+    @field_validator("state_dir", "project")
+    @classmethod
+    def _printable(cls, value: Path) -> Path:
+        # A newline would write a second pattern into .git/info/exclude (and more).
+        if _CONTROL.search(str(value)):
+            raise ValueError(f"{str(value)!r} holds a control character (a newline, a tab...)")
+        return value
 
     @model_validator(mode="after")
     def _check(self) -> EpicConfig:

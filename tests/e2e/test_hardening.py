@@ -268,6 +268,10 @@ async def test_cleanup_kills_what_a_dead_server_left(project: Path, socket: str)
         ({"git": {"setup": [[]]}}, "a setup command needs at least a program name"),
         ({"git": {"setup": "npm ci"}}, "git.setup"),
         ({"max_merge_rounds": -1}, "max_merge_rounds"),
+        ({"stories": ["1.1\n"]}, "may only hold"),
+        ({"stories": ["x.lock"]}, "may not end in '.lock'"),
+        ({"state_dir": "st\nsrc"}, "state_dir: 'st\\nsrc' holds a control character"),
+        ({"tmux": {"socket": ".."}}, "is a folder, not a socket name"),
     ],
 )
 def test_input_that_would_fail_later_is_refused_by_validate(
