@@ -240,6 +240,8 @@ def _status(args: argparse.Namespace) -> int:
     from rich.console import Console
     from rich.table import Table
 
+    from orchestrator.ui.terminal import shown
+
     holder = live_holder(config.state_dir)
     title = f"{config.source} ({holder.describe()} is running)" if holder else str(config.source)
     table = Table(title=title)
@@ -250,7 +252,8 @@ def _status(args: argparse.Namespace) -> int:
         start = row.start or f"not started: {row.reason}"
         if (asked := waiting[row.story]) is not None:
             start = f"waiting for a person ({asked.gate}): {asked.commands()[0]}"
-        table.add_row(row.story, row.file or "", row.status_raw or "", row.state or "", gate, start)
+        cells = (row.story, row.file or "", row.status_raw or "", row.state or "", gate, start)
+        table.add_row(*map(shown, cells))
     Console(width=None if sys.stdout.isatty() else 200).print(table)
     return 0
 

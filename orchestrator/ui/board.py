@@ -15,6 +15,7 @@ from typing import Any, Protocol, TextIO
 from orchestrator.agents.usage import Usage, UsageTotal
 from orchestrator.app.runs import StoryReport
 from orchestrator.stages import STAGES
+from orchestrator.ui.terminal import shown
 
 
 class Display(Protocol):
@@ -136,7 +137,7 @@ class PlainDisplay(Board):
         self.out = out or sys.stdout
 
     def _print(self, text: str) -> None:
-        print(f"{time.strftime('%H:%M:%S')} {text}", file=self.out, flush=True)
+        print(f"{time.strftime('%H:%M:%S')} {shown(text)}", file=self.out, flush=True)
 
     def story(self, story: str, result: str) -> None:
         """Show a story's result (or that it runs)."""
@@ -185,7 +186,8 @@ class PlainDisplay(Board):
             spent = _elapsed(sum(r.seconds.values()))
             cost = f", {r.usage.describe()}" if r.usage.attempts else ""
             reason = f" - {r.reason}" if r.reason else ""
-            print(f"{r.story_id}: {r.result} ({spent}{cost}){reason}", file=self.out, flush=True)
+            line = f"{r.story_id}: {r.result} ({spent}{cost}){reason}"
+            print(shown(line), file=self.out, flush=True)
 
 
 class LiveBoard(Board):
@@ -228,9 +230,9 @@ class LiveBoard(Board):
                 else:
                     cells.append(Text("·", style="dim"))
             style = "bold magenta" if row.result.startswith("WAITING") else ""
-            table.add_row(row.story, *cells, row.spent, Text(row.result, style=style))
+            table.add_row(row.story, *cells, row.spent, Text(shown(row.result), style=style))
             if row.attach:
-                watching.append(f"{row.story}: {row.attach}")
+                watching.append(shown(f"{row.story}: {row.attach}"))
         footer = Text("\n".join(watching) if watching else "", style="dim")
         return Group(table, footer)
 
@@ -255,7 +257,7 @@ class LiveBoard(Board):
                 str(sum(r.attempts.values())),
                 str(r.po_revisions),
                 str(r.qa_fix_rounds),
-                r.reason or "",
+                shown(r.reason or ""),
             )
         self.console.print(table)
 

@@ -1,9 +1,10 @@
-"""The terminal the run was started from."""
+"""The terminal: the one the run was started from, and what may be printed on it."""
 
 from __future__ import annotations
 
 import contextlib
 import os
+import re
 
 
 def detach_from_terminal() -> None:
@@ -14,3 +15,12 @@ def detach_from_terminal() -> None:
             if os.isatty(fd):
                 os.dup2(devnull, fd)
     os.close(devnull)
+
+
+_CONTROL = re.compile(r"[\x00-\x08\x0b-\x1f\x7f-\x9f]")
+
+
+def shown(text: str) -> str:
+    """`text` safe to print on a terminal: every control character but newline and tab shown
+    as `\\xNN`, so a repository's file cannot clear the screen or write the clipboard (OSC 52)."""
+    return _CONTROL.sub(lambda m: f"\\x{ord(m.group()):02x}", text)

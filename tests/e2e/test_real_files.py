@@ -141,3 +141,13 @@ def test_a_conditional_go_follows_po_conditional(demo: Path, socket: str) -> Non
     assert result.returncode == 1
     failed = stories(report(demo))["1.3"]
     assert failed["outcomes"]["po"] == "rejected" and failed["result"] == "failed"
+
+
+def test_status_never_prints_a_repositorys_escape_sequences(demo: Path, socket: str) -> None:
+    # A story whose Status line would write the clipboard (OSC 52) and clear the screen.
+    story(demo, "1.1", "## Status\n\n\x1b]52;c;ZXZpbA==\x07Draft\x1b[2J")
+    epic = write_epic(demo, socket, stories=["1.1"])
+    result = cli("status", epic)
+    assert result.returncode == 0, result.stdout + result.stderr
+    assert "\x1b" not in result.stdout and "\x07" not in result.stdout
+    assert "\\x1b]52" in result.stdout  # shown, not obeyed
