@@ -221,6 +221,7 @@ class StoryContext(Settings):
         """The run's worktrees under `isolation: worktree`, built once; None when shared."""
         if self.isolation != "worktree":
             return None
+        from orchestrator.agents.clis import SESSION_FILES
         from orchestrator.git import Worktrees
 
         with self._lock:
@@ -234,6 +235,7 @@ class StoryContext(Settings):
                     setup=self.git.setup,
                     setup_timeout=self.git.setup_timeout,
                     merge_drivers=project.merge_drivers(),
+                    session_files=SESSION_FILES,
                 )
             worktrees: Worktrees = self._built["worktrees"]
             return worktrees

@@ -62,11 +62,13 @@ class Worktrees:
         setup: Sequence[Sequence[str]] = (),
         setup_timeout: float = 1800.0,
         merge_drivers: Mapping[str, Sequence[str]] = MappingProxyType({}),
+        session_files: Sequence[str] = (),
     ) -> None:
         self.project = Path(os.path.abspath(project))
         self.state = StateDir(state_dir)
         self.branch = branch
         self.install = tuple(install)
+        self.session_files = tuple(session_files)
         self.setup_commands = [list(command) for command in setup]
         self.setup_timeout = setup_timeout
         self.drivers = MergeDrivers(merge_drivers, self.state.root / GIT_DIR / "attributes")
@@ -282,6 +284,9 @@ class Worktrees:
         text = user_excludes(self.main).rstrip("\n")
         body = f"{text}\n" if text else ""
         body += f"# the method's install, copied into each worktree by bmad-orchestrator\n{own}\n"
+        if self.session_files:
+            kept = "\n".join(f"/{pattern.strip('/')}" for pattern in self.session_files)
+            body += f"# files agent CLIs keep in a working copy for one session\n{kept}\n"
         write_private(self.state.file(self.excludes_file), body)
         self.drivers.write(self.state)
 

@@ -9,6 +9,7 @@ from pathlib import Path
 
 import pytest
 
+from orchestrator.agents.clis import SESSION_FILES
 from orchestrator.agents.codework import keep_both, resolve_conflicts
 from orchestrator.errors import GitError, IsolationError
 from orchestrator.git import (
@@ -90,6 +91,21 @@ def test_the_install_is_copied_into_each_worktree_and_never_committed(repo: Path
         ["git", "status", "--porcelain"], cwd=root, env=env, capture_output=True, text=True
     )
     assert staged.stdout == ""
+
+
+def test_a_clis_session_file_in_a_worktree_is_never_committed(repo: Path) -> None:
+    t = trees(repo, session_files=SESSION_FILES)
+    workspace = t.story("1.1")
+    hook = workspace.root / ".github" / "hooks" / "bmad-orchestrator-bmad-dev-1-1.json"
+    write(hook, "{}\n")  # Copilot's hook file, there while its session runs
+    write(workspace.root / ".github" / "hooks" / "theirs.json", "{}\n")  # the user's own
+    env = {**os.environ, **t.session_env()}
+    subprocess.run(["git", "add", "-A"], cwd=workspace.root, env=env, check=True)
+    staged = subprocess.run(
+        ["git", "status", "--porcelain"], cwd=workspace.root, env=env, capture_output=True,
+        text=True,
+    ).stdout  # fmt: skip
+    assert staged.split() == ["A", ".github/hooks/theirs.json"]
 
 
 def test_the_state_dir_is_kept_out_of_git_once(tmp_path: Path) -> None:

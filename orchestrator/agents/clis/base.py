@@ -216,6 +216,9 @@ class CliSpec:
     hooks_off: re.Pattern[str] | None = None
     # How the simulated agent passes for it (`--like`).
     standin: StandIn = field(default_factory=StandIn)
+    # Files it keeps in the working copy for one session (gitignore patterns from the root):
+    # never committed, whoever runs `git add -A`.
+    session_files: tuple[str, ...] = ()
     # Variables no session may inherit (an orchestrator run from inside this CLI sets them).
     unset: tuple[str, ...] = ()
     # The versions the real binary passed the suite's scenarios with (oldest, newest).

@@ -244,4 +244,5 @@ SPEC = CliSpec(
     prompt_flag=("-i",),
     activation="file",
     standin=CopilotStandIn(),
+    session_files=(".github/hooks/bmad-orchestrator-*.json",),
 )
