@@ -4,6 +4,8 @@
 OrchestratorError
 ├── InputError                 the user's input or environment is wrong: exit 2, no traceback
 │   ├── ConfigError            epic.yaml is missing, unreadable or invalid
+│   ├── YamlFileError          a YAML file is not UTF-8, too big, too deep, an alias bomb, or
+│   │                          repeats a key
 │   ├── ProjectError           the BMad project cannot be driven (its config, layout, version)
 │   ├── StateDirError          the state dir is unsafe (a link, not ours, shared) or unwritable
 │   ├── RunLockedError         another live run holds this state dir
@@ -32,6 +34,10 @@ class InputError(OrchestratorError, ValueError):
 
 class ConfigError(InputError):
     """epic.yaml is missing, unreadable or invalid; the message names the field."""
+
+
+class YamlFileError(InputError):
+    """A YAML file the user or a repository controls cannot be read safely; says which and why."""
 
 
 class ProjectError(InputError):

@@ -248,3 +248,20 @@ def test_build_auto_dispatches_a_stories_yaml_by_folder_and_id(
         "1": "done",
         "2": "done",
     }
+
+
+def test_a_sprint_status_alias_bomb_is_refused_in_seconds(
+    bmad_v6_install: Path, tmp_path: Path, socket: str
+) -> None:
+    project = v6_copy(bmad_v6_install, tmp_path, {"stories": ["1.1"], "tmux": {"socket": socket}})
+    sprint = project / IMPL / "sprint-status.yaml"
+    bomb = "a: &a [lol, lol, lol, lol, lol, lol, lol, lol, lol]\n" + "".join(
+        f"{b}: &{b} [{', '.join([f'*{a}'] * 9)}]\n"
+        for a, b in zip("abcdefgh", "bcdefghi", strict=True)
+    )
+    sprint.write_text(bomb + "development_status: *i\n")
+    result = cli(project / "epic.yaml", "--simulate", timeout=60)  # it took minutes at 430 MB
+    assert result.returncode == 2, result.stdout + result.stderr
+    assert "aliases are expanded" in result.stderr and "Traceback" not in result.stderr
+    status = cli("status", project / "epic.yaml", timeout=60)  # and status answers at once
+    assert status.returncode == 0 and "Traceback" not in status.stderr

@@ -7,9 +7,8 @@ from collections.abc import Mapping
 from dataclasses import dataclass, field
 from pathlib import Path
 
-import yaml
-
-from orchestrator.errors import ProjectError
+from orchestrator.errors import ProjectError, YamlFileError
+from orchestrator.yamlfile import load_yaml
 
 CONFIG_FILE = Path(".bmad-core") / "core-config.yaml"
 MANIFEST_FILE = Path(".bmad-core") / "install-manifest.yaml"
@@ -61,9 +60,9 @@ class BmadPaths:
         config_file = root / CONFIG_FILE
         if config_file.exists():
             try:
-                loaded = yaml.safe_load(config_file.read_text()) or {}
-            except (yaml.YAMLError, RecursionError, UnicodeDecodeError) as exc:
-                raise BmadConfigError(f"{config_file}: not valid YAML: {exc}") from None
+                loaded = load_yaml(config_file) or {}
+            except (OSError, YamlFileError) as exc:
+                raise BmadConfigError(str(exc)) from None
             if not isinstance(loaded, dict):
                 raise BmadConfigError(f"{config_file}: expected a mapping at the top level")
             config = loaded
@@ -115,8 +114,8 @@ def _config_str(config_file: Path, key: str, value: object) -> str | None:
 def installed_version(root: Path) -> str | None:
     """The BMad version `install-manifest.yaml` records, if it can be read."""
     try:
-        data = yaml.safe_load((Path(root) / MANIFEST_FILE).read_text())
-    except (OSError, yaml.YAMLError, RecursionError, UnicodeDecodeError):
+        data = load_yaml(Path(root) / MANIFEST_FILE)
+    except (OSError, YamlFileError):
         return None
     version = data.get("version") if isinstance(data, dict) else None
     return str(version) if version is not None else None

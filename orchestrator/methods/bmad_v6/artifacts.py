@@ -14,9 +14,9 @@ from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
-import yaml
-
+from orchestrator.errors import YamlFileError
 from orchestrator.files import write_atomic
+from orchestrator.yamlfile import load_text, load_yaml
 
 _STATUS_LINE = re.compile(
     r"^[ \t>*_]*Status[ \t*_]*:[ \t*_]*(?P<value>[^\r\n]*?)[ \t*_]*\r?$", re.M
@@ -136,8 +136,8 @@ def read_spec(path: Path) -> Spec | None:
     match = _FRONTMATTER.match(text)
     if match is not None:
         try:
-            loaded = yaml.safe_load(match["body"])
-        except yaml.YAMLError:
+            loaded = load_text(match["body"], source=str(path))
+        except YamlFileError:
             loaded = None
         front = loaded if isinstance(loaded, dict) else {}
     status = front.get("status")
@@ -223,8 +223,8 @@ def stories_entries(specs_dir: Path, story_id: str) -> list[StoriesEntry]:
         return []
     for folder in folders:
         try:
-            entries = yaml.safe_load((folder / "stories.yaml").read_text())
-        except (OSError, yaml.YAMLError, UnicodeDecodeError):
+            entries = load_yaml(folder / "stories.yaml")
+        except (OSError, YamlFileError):
             continue
         for entry in entries if isinstance(entries, list) else []:
             if isinstance(entry, dict) and entry.get("id") == story_id:

@@ -16,9 +16,8 @@ from dataclasses import dataclass
 from pathlib import Path
 from typing import Any, Literal
 
-import yaml
-
-from orchestrator.errors import ProjectError
+from orchestrator.errors import ProjectError, YamlFileError
+from orchestrator.yamlfile import load_yaml
 
 INSTALL_DIR = Path("_bmad")
 MANIFEST_FILE = INSTALL_DIR / "_config" / "manifest.yaml"
@@ -55,8 +54,8 @@ def version_tuple(version: str) -> tuple[int, int, int] | None:
 def installed_version(root: Path) -> str | None:
     """`installation.version` from the manifest, if it can be read."""
     try:
-        data = yaml.safe_load((root / MANIFEST_FILE).read_text())
-    except (OSError, yaml.YAMLError, UnicodeDecodeError):
+        data = load_yaml(root / MANIFEST_FILE)
+    except (OSError, YamlFileError):
         return None
     install = data.get("installation") if isinstance(data, dict) else None
     version = install.get("version") if isinstance(install, dict) else None
@@ -148,10 +147,10 @@ class V6Layout:
         root = Path(root).resolve()
         config: dict[str, Any] = {}
         try:
-            loaded = yaml.safe_load((root / BMM_CONFIG).read_text())
+            loaded = load_yaml(root / BMM_CONFIG)
         except FileNotFoundError:
             loaded = {}
-        except (OSError, yaml.YAMLError, UnicodeDecodeError) as exc:
+        except (OSError, YamlFileError) as exc:
             raise V6ConfigError(f"{BMM_CONFIG}: cannot be read ({exc})") from None
         if loaded is not None and not isinstance(loaded, dict):
             raise V6ConfigError(f"{BMM_CONFIG}: expected a mapping of settings")

@@ -292,11 +292,11 @@ class BmadV6Project:
                 f"no {self.layout.relative(self.layout.sprint_status)}: the classic cycle "
                 "tracks stories there. Run the sprint-planning skill first (/bmad-sprint-planning)"
             )
-        elif self.flavour == "classic" and self.sprint_status() is None:
-            problems.append(
-                f"{self.layout.relative(self.layout.sprint_status)} cannot be read as a "
-                "sprint status (no development_status mapping)"
-            )
+        elif self.flavour == "classic":
+            try:
+                read_sprint(self.layout.sprint_status)
+            except (OSError, SprintStatusError) as exc:
+                problems.append(f"the sprint status cannot be read: {exc}")
         return problems, warnings
 
     def _stages(self) -> tuple[StageName, ...]:

@@ -16,10 +16,10 @@ from dataclasses import dataclass
 from datetime import datetime
 from pathlib import Path
 
-import yaml
-
+from orchestrator.errors import YamlFileError
 from orchestrator.files import write_atomic
 from orchestrator.methods.bmad_v6.sprint_merge import ENTRY, STAMP, entries, rank
+from orchestrator.yamlfile import load_yaml
 
 _KEY = re.compile(r"^(\d+)-(\d+)([a-z]?)(?:-.+)?$")
 _ID = re.compile(r"^(\d+)[.-](\d+)([a-z]?)(?:-.+)?$")  # N.M, N-M, or a key of other words
@@ -68,9 +68,9 @@ class SprintStatus:
 def read_sprint(path: Path) -> SprintStatus:
     """Parse the file; raises `SprintStatusError` (or OSError when it cannot be read)."""
     try:
-        data = yaml.safe_load(path.read_text())
-    except yaml.YAMLError as exc:
-        raise SprintStatusError(f"{path}: not valid YAML ({exc})") from None
+        data = load_yaml(path)
+    except YamlFileError as exc:
+        raise SprintStatusError(str(exc)) from None
     status = data.get("development_status") if isinstance(data, dict) else None
     if not isinstance(status, dict):
         raise SprintStatusError(f"{path}: no development_status mapping")
