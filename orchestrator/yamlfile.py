@@ -64,7 +64,7 @@ def load_text(text: str, *, source: str, what: str = "") -> Any:
     except yaml.YAMLError as exc:
         raise YamlFileError(f"{source}: not valid YAML ({exc}){what}") from None
     except RecursionError:
-        raise YamlFileError(f"{source}: nested too deeply{what}") from None
+        raise YamlFileError(f"{source}: not valid YAML (nested too deeply){what}") from None
     if expanded_size(value, MAX_VALUES) > MAX_VALUES:
         raise YamlFileError(
             f"{source}: more than {MAX_VALUES} values once YAML aliases are expanded{what}"
