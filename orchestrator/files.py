@@ -282,3 +282,17 @@ def _umask() -> int:
     current = os.umask(0o077)
     os.umask(current)
     return current
+
+
+# The user's own folder of ours, outside any project (a redaction key, Gemini's settings files).
+USER_STATE = Path(".local") / "state" / "bmad-orchestrator"
+
+
+def user_state_folder(*parts: str) -> Path:
+    """`~/.local/state/bmad-orchestrator/<parts>`, made owner-only where we make it (OSError
+    when it cannot be)."""
+    folder = Path.home() / USER_STATE
+    folder.parent.mkdir(parents=True, exist_ok=True)
+    for path in (folder, *(folder.joinpath(*parts[: i + 1]) for i in range(len(parts)))):
+        path.mkdir(mode=PRIVATE_DIR_MODE, exist_ok=True)
+    return folder.joinpath(*parts)

@@ -13,10 +13,11 @@ import hashlib
 import hmac
 import os
 import secrets
-from pathlib import Path
 from urllib.parse import urlsplit
 
-KEY_FILE = Path(".local") / "state" / "bmad-orchestrator" / "redaction.key"
+from orchestrator.files import user_state_folder
+
+KEY_NAME = "redaction.key"
 
 
 def redact_url(url: str) -> str:
@@ -33,9 +34,8 @@ def _key() -> bytes:
     """This user's redaction key; a key of this process's own when none can be kept (digests
     then differ between runs, so an unchanged URL may be reported as changed: never the reverse).
     """
-    path = Path.home() / KEY_FILE
     try:
-        path.parent.mkdir(mode=0o700, parents=True, exist_ok=True)
+        path = user_state_folder() / KEY_NAME
         try:
             fd = os.open(path, os.O_WRONLY | os.O_CREAT | os.O_EXCL | os.O_NOFOLLOW, 0o600)
         except FileExistsError:

@@ -12,7 +12,8 @@ from nodes.gate import pending_gate, question
 from nodes.routing import route_after_gate, route_after_po, route_after_qa, route_after_sm
 from orchestrator.app.notify import NotifySettings
 from orchestrator.app.people import Waiting, make_answer
-from orchestrator.redaction import KEY_FILE, redact_url
+from orchestrator.files import USER_STATE
+from orchestrator.redaction import KEY_NAME, redact_url
 from state import RecoveryEntry, StoryPolicy, StoryState
 
 GATED = StoryPolicy(gates=["after_po", "after_qa", "on_needs_input"])
@@ -122,6 +123,6 @@ def test_a_shown_digest_is_keyed_so_it_is_no_password_oracle() -> None:
     for guess in ("password", "secret", "S3CRET", "hunter2", "letmein"):
         candidate = url.replace("S3CRET", guess)
         assert hashlib.sha256(candidate.encode()).hexdigest()[:8] != digest
-    key = Path.home() / KEY_FILE
+    key = Path.home() / USER_STATE / KEY_NAME
     assert key.stat().st_mode & 0o777 == 0o600
     assert redact_url(url) == shown  # stable, so an unchanged URL reads as unchanged

@@ -61,6 +61,7 @@ from orchestrator.agents.clis.standin import (
     run_hook,
 )
 from orchestrator.agents.usage import ModelTokens
+from orchestrator.files import user_state_folder
 
 SYSTEM_SETTINGS = "/etc/gemini-cli/settings.json"
 
@@ -118,11 +119,13 @@ def settings_folder(run_dir: Path) -> Path | None:
         return run_dir
     if os.geteuid() != 0:
         return None
-    ours = Path.home() / ".local" / "state" / "bmad-orchestrator" / "gemini"
-    existing = next(p for p in (ours, *ours.parents) if p.exists())
-    if not accepted_folder(existing):
+    home = Path.home()
+    if not accepted_folder(home):
         return None
-    ours.mkdir(mode=0o700, parents=True, exist_ok=True)
+    try:
+        ours = user_state_folder("gemini")
+    except OSError:
+        return None
     return ours if accepted_folder(ours) else None
 
 
