@@ -165,7 +165,7 @@ class Opencode:
                 )
             )
             cost = info.get("cost")
-            usd += number(cost) if isinstance(cost, int) else _dollars(cost)
+            usd += _dollars(cost)
         return UsageRecord(per_model, source=str(path), usd=usd)
 
 
@@ -176,11 +176,11 @@ BUSY = re.compile(r"\besc interrupt\b")
 
 def _dollars(value: object) -> float:
     """A recorded cost (a missing one counts 0; an impossible one makes the record unknown)."""
-    if not isinstance(value, float):
+    if isinstance(value, bool) or not isinstance(value, int | float):
         return 0.0
     if not math.isfinite(value) or value < 0 or value > MAX_COUNT:
         raise ValueError(f"an impossible cost in a usage record: {value!r}")
-    return value
+    return float(value)
 
 
 class OpencodeStandIn(StandIn):
