@@ -7,7 +7,6 @@ LangGraph Studio (`langgraph.json`), which refuses graphs that carry one.
 
 from __future__ import annotations
 
-import asyncio
 import contextlib
 import os
 from collections.abc import AsyncIterator
@@ -32,6 +31,7 @@ from nodes import (
     route_after_sm,
     route_start,
 )
+from orchestrator.blocking import FILES
 from orchestrator.errors import CheckpointError
 from orchestrator.files import StateDir, open_private
 from state import StoryContext, StoryInput, StoryOutput, StoryState
@@ -107,9 +107,9 @@ async def sqlite_checkpointer(path: Path) -> AsyncIterator[AsyncSqliteSaver]:
     import aiosqlite
     from langgraph.checkpoint.sqlite.aio import AsyncSqliteSaver
 
-    path = await asyncio.to_thread(StateDir(path.parent).file, path)
-    await asyncio.to_thread(check_sqlite_checkpoint, path)
-    os.close(await asyncio.to_thread(open_private, path, os.O_WRONLY))
+    path = await FILES.run(StateDir(path.parent).file, path)
+    await FILES.run(check_sqlite_checkpoint, path)
+    os.close(await FILES.run(open_private, path, os.O_WRONLY))
     async with aiosqlite.connect(str(path)) as conn:
         saver = AsyncSqliteSaver(conn, serde=checkpoint_serializer())
         await saver.setup()  # also switches the journal to WAL

@@ -7,7 +7,6 @@ time; a conflict is aborted and sent to a Dev round in the story's worktree.
 
 from __future__ import annotations
 
-import asyncio
 import time
 from datetime import UTC, datetime
 from pathlib import Path
@@ -16,6 +15,7 @@ from typing import Any
 from langgraph.runtime import Runtime
 
 from nodes.stage import emit
+from orchestrator.blocking import FILES, GIT
 from orchestrator.errors import OrchestratorError
 from orchestrator.git import commit, describe_commit, merge_story
 from state import RecoveryEntry, StoryContext, StoryState
@@ -25,33 +25,33 @@ async def integrate_node(state: StoryState, runtime: Runtime[StoryContext]) -> d
     """Status Done; in a worktree, commit and merge into the integration branch."""
     context = runtime.context or StoryContext()
     started = time.monotonic()
-    worktrees = await asyncio.to_thread(context.worktrees)
+    worktrees = await GIT.run(context.worktrees)
     update: dict[str, Any] = {"stage": "integrate"}
     try:
         workspace = None
         if worktrees is not None:
-            workspace = await asyncio.to_thread(worktrees.story, state.story_id)
+            workspace = await GIT.run(worktrees.story, state.story_id)
         root = workspace.project if workspace is not None else None
-        project = await asyncio.to_thread(context.method_project, root)
-        story_file = await asyncio.to_thread(project.story_file, state.story_id)
+        project = await FILES.run(context.method_project, root)
+        story_file = await FILES.run(project.story_file, state.story_id)
         if story_file is None and state.story_file:
             story_file = Path(state.story_file)
         if story_file is not None:
-            await asyncio.to_thread(project.finish_story, story_file)
+            await FILES.run(project.finish_story, story_file)
         if worktrees is None or workspace is None:
             outcome = "shared"
         else:
             update |= {"workdir": str(workspace.project), "branch": workspace.branch}
             story = state.story_id
-            made = await asyncio.to_thread(commit, worktrees, workspace, f"bmad({story}): done")
+            made = await GIT.run(commit, worktrees, workspace, f"bmad({story}): done")
             if made is not None:
-                update["commits"] = [await asyncio.to_thread(describe_commit, worktrees, made)]
+                update["commits"] = [await GIT.run(describe_commit, worktrees, made)]
             message = f"bmad: merge story {story} ({workspace.branch})"
-            merged = await asyncio.to_thread(merge_story, worktrees, workspace, message)
+            merged = await GIT.run(merge_story, worktrees, workspace, message)
             if merged.merged:
                 outcome = "merged"
                 update["merge_commit"] = merged.commit
-                await asyncio.to_thread(worktrees.remove, workspace, delete_branch=True)
+                await GIT.run(worktrees.remove, workspace, delete_branch=True)
             else:
                 outcome = "conflict"
                 update["merge_conflicts"] = list(merged.conflicts)

@@ -8,13 +8,13 @@ nudge is recorded on the attempt; a question goes to a person instead when the e
 
 from __future__ import annotations
 
-import asyncio
 from collections.abc import Callable
 from dataclasses import dataclass, field
 from datetime import UTC, datetime
 
 from orchestrator.agents.profiles import AgentProfile
 from orchestrator.agents.steering import answered
+from orchestrator.blocking import FILES
 from orchestrator.errors import OrchestratorError
 from orchestrator.tmux import AgentSession, TmuxAgentManager
 from orchestrator.watch import NudgeReason
@@ -59,7 +59,7 @@ class Nudger:
             told = await manager.defer_question(session, PERSON_ANSWERS_LATER, self.profile)
             self.asked.append(told)
             return False
-        if not question and await asyncio.to_thread(answered, session.turn_end_file):
+        if not question and await FILES.run(answered, session.turn_end_file):
             return True  # a turn end whose hook took an answer already: the agent goes on
         if len(self.nudges) >= self.limit:
             return False
@@ -70,7 +70,7 @@ class Nudger:
         except OrchestratorError as exc:
             self.nudges.append(NudgeRecord(at=now, reason=reason, text=text, error=str(exc)))
             manager.events.write("nudge-error", session=session.name, error=str(exc))
-            return await asyncio.to_thread(self.output_ready) is not None
+            return await FILES.run(self.output_ready) is not None
         self.nudges.append(NudgeRecord(at=now, reason=reason, text=text, via=via))
         count = len(self.nudges)
         manager.events.write("nudge", session=session.name, reason=reason, count=count, via=via)

@@ -23,6 +23,7 @@ from langgraph.runtime import Runtime
 from nodes.accounting import live_reader, read_usage, run_budget_stop
 from nodes.nudging import Nudger
 from nodes.routing import person_asked_for, qa_failed, resolving_merge
+from orchestrator.blocking import FILES, GIT, TMUX
 from orchestrator.errors import OrchestratorError
 from orchestrator.git import (
     Workspace,
@@ -68,29 +69,27 @@ async def run_stage(
     runtime: Runtime[StoryContext] | None = None,
 ) -> dict[str, Any]:
     """One attempt of `stage` for the story in `state`; returns the partial state update."""
-    if stop := await asyncio.to_thread(run_budget_stop, context):
+    if stop := await FILES.run(run_budget_stop, context):
         # No attempt: the stage is left to run again once the budget is raised.
         return {"stage": stage, "outcome": None, "budget_stop": stop}
-    manager: TmuxAgentManager = await asyncio.to_thread(context.manager)
-    worktrees = await asyncio.to_thread(context.worktrees)
+    manager: TmuxAgentManager = await TMUX.run(context.manager)
+    worktrees = await GIT.run(context.worktrees)
     resolving = stage == "dev" and resolving_merge(state)
     workspace: Workspace | None = None
     conflicts: list[str] = []
     if worktrees is not None:
         try:
-            workspace, conflicts = await asyncio.to_thread(
-                _workspace, worktrees, state, resolving=resolving
-            )
+            workspace, conflicts = await GIT.run(_workspace, worktrees, state, resolving=resolving)
         except OrchestratorError as exc:  # no worktree, or git.setup failed: a failed attempt
             return _unprepared(stage, state, exc)
     root = workspace.project if workspace is not None else None
-    project: Project = await asyncio.to_thread(context.method_project, root)
+    project: Project = await FILES.run(context.method_project, root)
     settings = context.stage(stage)
     agent = context.agent_for(stage)
     profile = agent.build()
     story_file = Path(state.story_file) if state.story_file else None
     if story_file is None:
-        story_file = await asyncio.to_thread(project.story_file, state.story_id)
+        story_file = await FILES.run(project.story_file, state.story_id)
     revision = stage == "sm" and (
         state.outcomes.get("po") == "rejected" or person_asked_for(state, "after_po")
     )
@@ -108,16 +107,16 @@ async def run_stage(
         activation=profile.activation,
         note=state.person_note,
     )
-    agent_name = await asyncio.to_thread(project.agent_name, stage) if profile.agent_flag else ""
+    agent_name = await FILES.run(project.agent_name, stage) if profile.agent_flag else ""
     cwd = root or context.project
     ledger = context.ledger()
     adopting = context.adopt_live_sessions and await manager.adoptable(stage, state.story_id)
     if not adopting:  # an adopted agent may have moved the Status already
-        await asyncio.to_thread(project.before_stage, request)
+        await FILES.run(project.before_stage, request)
     prompt = project.prompt(request, settings.prompt)
     attempt = state.attempts.get(stage, 0) + 1
-    since = await asyncio.to_thread(lambda: filesystem_now(manager.state.folder("run")))
-    baseline = await asyncio.to_thread(project.baseline, request)
+    since = await FILES.run(lambda: filesystem_now(manager.state.folder("run")))
+    baseline = await FILES.run(project.baseline, request)
     started = datetime.now(UTC)
     session: AgentSession | None = None
     ready_task: asyncio.Task[bool] | None = None
@@ -214,12 +213,12 @@ async def run_stage(
     usage = None
     warnings = list(session.meta.get("warnings") or []) if session else []
     if session is not None and profile.hooks_off_pattern is not None:
-        said = await asyncio.to_thread(find_in_log, session.log_path, profile.hooks_off_pattern)
+        said = await FILES.run(find_in_log, session.log_path, profile.hooks_off_pattern)
         if said:  # the CLI refused our hooks after all: said, never a silent quiet
             warnings.append(f"{profile.name} skipped its hooks: {said}")
             manager.events.write("cli-warning", session=session.name, warning=said)
     if session is not None:
-        usage = await asyncio.to_thread(read_usage, profile, session, cwd, context)
+        usage = await FILES.run(read_usage, profile, session, cwd, context)
         ledger.add(usage)
     if result.reason == "needs_input" and (asked := nudge.question_detail()):
         result = dataclasses.replace(result, detail=asked)
@@ -263,7 +262,7 @@ async def run_stage(
         update = _failed_attempt(state, record, since, result)
     else:
         assert result.value is not None  # an outcome implies an output
-        await asyncio.to_thread(project.after_stage, request, result.value)
+        await FILES.run(project.after_stage, request, result.value)
         update = _succeeded(state, request, record, since, result.value)
     if worktrees is not None and workspace is not None:
         update |= await _commit_attempt(worktrees, workspace, request, record, manager)
@@ -296,11 +295,9 @@ async def _commit_attempt(
         message = f"bmad({story}): {record.stage} attempt {record.attempt} ended {record.end}"
     update: dict[str, Any] = {"workdir": str(workspace.project), "branch": workspace.branch}
     try:
-        made = await asyncio.to_thread(
-            commit, worktrees, workspace, message, files=request.conflicts
-        )
+        made = await GIT.run(commit, worktrees, workspace, message, files=request.conflicts)
         if made is not None:
-            update["commits"] = [await asyncio.to_thread(describe_commit, worktrees, made)]
+            update["commits"] = [await GIT.run(describe_commit, worktrees, made)]
     except OrchestratorError as exc:  # the work stays in the worktree; integrate commits it
         manager.events.write("commit-error", story=story, stage=record.stage, error=str(exc))
     return update

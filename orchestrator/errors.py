@@ -12,7 +12,8 @@ OrchestratorError
 │   ├── CheckpointError        the checkpoint file is corrupt or truncated
 │   ├── EpicChangedError       --resume against an epic.yaml that changed since the run began
 │   └── IsolationError         worktree isolation cannot start (no repository, uncommitted changes)
-├── GitError                   a git command failed
+├── GitError                   a git command failed or passed its deadline (it is killed)
+├── DeadlineExceeded           a blocking call did not return in time (its thread is abandoned)
 └── TmuxError                  a tmux command failed
     ├── SessionNotFound        no session of that exact name
     └── DeliveryError          typed text could not be delivered and confirmed
@@ -78,3 +79,7 @@ class SessionNotFound(TmuxError, LookupError):
 
 class DeliveryError(TmuxError):
     """Typed text could not be delivered and confirmed."""
+
+
+class DeadlineExceeded(OrchestratorError, TimeoutError):
+    """A blocking call (tmux, git, a file) did not return within its whole-operation deadline."""

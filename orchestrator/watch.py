@@ -20,6 +20,7 @@ from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any, Generic, Literal, Protocol, TypeVar
 
+from orchestrator.blocking import FILES
 from orchestrator.filewatch import FileWatcher, shared_watcher
 
 T = TypeVar("T")
@@ -172,7 +173,7 @@ async def wait_for_output(
     async def evaluate() -> T | None:
         if asyncio.iscoroutinefunction(check):
             return await check()
-        return await asyncio.to_thread(check)  # type: ignore[arg-type]
+        return await FILES.run(check)  # type: ignore[arg-type]
 
     def result(reason: WaitReason, **kwargs: object) -> WaitResult[T]:
         return WaitResult(reason, elapsed=time.monotonic() - started, **kwargs)  # type: ignore[arg-type]

@@ -16,6 +16,7 @@ import time
 from pathlib import Path
 from typing import Any
 
+from orchestrator.blocking import FILES
 from orchestrator.files import read_private, write_private
 
 RELAY = Path(__file__).with_name("relay.py")
@@ -108,7 +109,7 @@ async def answer(
     """Give the waiting hook `output` to print; True once the relay took it."""
     taken = Path(f"{signal}.taken")
     taken.unlink(missing_ok=True)
-    await asyncio.to_thread(
+    await FILES.run(
         write_private, Path(f"{signal}.reply"), json.dumps({"request": request, "output": output})
     )
     deadline = time.monotonic() + timeout

@@ -8,7 +8,6 @@ with an answer to that very interrupt, and otherwise reports `waiting` and frees
 
 from __future__ import annotations
 
-import asyncio
 from collections.abc import Callable
 from typing import TYPE_CHECKING, Any
 
@@ -17,6 +16,7 @@ from langgraph.types import Command
 from orchestrator.app import isolation, people
 from orchestrator.app.config import EpicConfig
 from orchestrator.app.runs import RunRecord, StoryReport, story_report
+from orchestrator.blocking import FILES
 from orchestrator.git import Worktrees
 from orchestrator.methods import StartAt, StoryStanding
 from state import StoryContext, StoryState
@@ -119,7 +119,7 @@ class StoryDriver:
             )
             snapshot = await self.graph.aget_state(thread)
         elif not snapshot.values:
-            standing = await asyncio.to_thread(self.standing, story)
+            standing = await FILES.run(self.standing, story)
             if standing.start is None:
                 return StoryReport(
                     story_id=story,

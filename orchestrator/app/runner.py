@@ -32,10 +32,11 @@ from orchestrator.app.runs import (
     set_aside_broken_checkpoint,
 )
 from orchestrator.app.schedule import Schedule
+from orchestrator.blocking import FILES, GIT, TMUX
 from orchestrator.defaults import ExitCode
 from orchestrator.errors import CheckpointError, InputError
 from orchestrator.files import StateDir
-from orchestrator.git import Worktrees, check_repository
+from orchestrator.git import Worktrees, check_repository, stop_running_git
 from orchestrator.methods import Project, StartAt, get_method
 from orchestrator.tmux.names import new_run_id
 from orchestrator.ui.board import Display, make_display
@@ -91,25 +92,23 @@ class EpicRunner:
     async def run(self) -> int:
         """Run (or resume) the epic under the state dir's run lock; returns the exit code."""
         state = StateDir(self.config.state_dir)
-        await asyncio.to_thread(state.prepare)
-        await asyncio.to_thread(state.audit)
+        await FILES.run(state.prepare)
+        await FILES.run(state.audit)
         with RunLock(state) as lock:
-            await asyncio.to_thread(lock.acquire, run_id="(starting)", epic=str(self.config.source))
+            await FILES.run(lock.acquire, run_id="(starting)", epic=str(self.config.source))
             if self.isolation == "worktree":
-                await asyncio.to_thread(
+                await GIT.run(
                     check_repository,
                     self.config.project,
                     new_run=not self.options.resume,
                     epic=self.config.source,
                 )
                 install = self.project.install_paths()
-                if warning := await asyncio.to_thread(
-                    isolation.untracked_warning, self.config, install
-                ):
+                if warning := await GIT.run(isolation.untracked_warning, self.config, install):
                     print(warning, file=sys.stderr, flush=True)
             elif self.isolation_note:
                 print(self.isolation_note, flush=True)
-            record = await asyncio.to_thread(self._open_record)
+            record = await FILES.run(self._open_record)
             if record is None:
                 return ExitCode.BAD_INPUT
             lock.rename(record.run_id)
@@ -181,16 +180,18 @@ class EpicRunner:
             adopt=self.options.resume,
             isolation=self.isolation,
         )
-        manager = await asyncio.to_thread(self.context.manager)
-        self.worktrees = await asyncio.to_thread(self.context.worktrees)
+        manager = await TMUX.run(self.context.manager)
+        self.worktrees = await GIT.run(self.context.worktrees)
         if self.worktrees is not None:
-            integration = await asyncio.to_thread(self.worktrees.prepare)
-            self.project = await asyncio.to_thread(self.context.method_project, integration.project)
+            integration = await GIT.run(self.worktrees.prepare)
+            self.project = await FILES.run(self.context.method_project, integration.project)
             print(
                 f"isolation: worktree - each story in a worktree of {integration.root.parent}, "
                 f"merged into branch {self.worktrees.branch}",
                 flush=True,
             )
+            for note in self.worktrees.recovered:
+                print(f"recovered: {note}", flush=True)
         await manager.reap_vanished()
         if self.removed:
             await self._kill_run_sessions(stories=set(self.removed))
@@ -225,8 +226,9 @@ class EpicRunner:
             for sig in HANDLED_SIGNALS:
                 loop.remove_signal_handler(sig)
             if self.interrupted:
+                stop_running_git()  # a git killed mid-command gets to remove its index.lock
                 await self._kill_run_sessions()
-            await asyncio.to_thread(manager.server.remove_idle_socket)
+            await TMUX.run(manager.server.remove_idle_socket)
             self.display.close()
         code = self._finish()
         # Interrupted, the run ends in seconds: notices still going out are given a moment only.
@@ -242,7 +244,7 @@ class EpicRunner:
             main.cancel()
 
     async def _kill_run_sessions(self, stories: set[str] | None = None) -> None:
-        manager = await asyncio.to_thread(self.context.manager)
+        manager = await TMUX.run(self.context.manager)
         for row in await manager.list_sessions():
             if row.run_id == self.record.run_id and (stories is None or row.story_id in stories):
                 await manager.kill(row.name)
@@ -328,7 +330,7 @@ class EpicRunner:
         try:
             return await self.driver.drive(story)
         except Exception as exc:
-            manager = await asyncio.to_thread(self.context.manager)
+            manager = await TMUX.run(self.context.manager)
             manager.events.write("story-error", story=story, error=f"{type(exc).__name__}: {exc}")
             return StoryReport(
                 story_id=story,

@@ -23,6 +23,7 @@ from datetime import UTC, datetime
 from pathlib import Path
 from typing import TYPE_CHECKING, Any, NoReturn
 
+from orchestrator.blocking import TMUX
 from orchestrator.defaults import ExitCode
 from orchestrator.errors import ConfigError, InputError
 from orchestrator.executors.workflows import (
@@ -221,7 +222,7 @@ class StoryActivities:
         url = config.checkpointer_url()
         assert url is not None  # preflight: Temporal needs the shared checkpointer
         context = config.story_context(job.run_id, adopt=True)
-        manager = await asyncio.to_thread(context.manager)
+        manager = await TMUX.run(context.manager)
         await manager.reap_vanished()
         record = RunRecord(
             run_id=job.run_id,
@@ -250,9 +251,7 @@ class StoryActivities:
                 locks=locks,
             )
             report = await driver.drive(job.story)
-        await asyncio.to_thread(
-            manager.server.remove_idle_socket
-        )  # tmux left with its last session
+        await TMUX.run(manager.server.remove_idle_socket)  # tmux left with its last session
         print(f"[{self.host}] {job.story}: {report.result}", flush=True)
         return report
 

@@ -8,9 +8,12 @@ a commit never fails for want of `user.name`.
 
 from __future__ import annotations
 
+import contextlib
 import os
 import shutil
+import signal
 import subprocess
+import threading
 from collections.abc import Mapping, Sequence
 from pathlib import Path
 
@@ -41,7 +44,36 @@ REPOSITORY_VARIABLES = (
     "GIT_NAMESPACE",
     "GIT_PREFIX",
 )
+# Whole-command deadline: far above any merge or status of a real repository, and what a
+# merge driver or filter that never returns costs before the story goes on without it.
+GIT_TIMEOUT = 600.0
+KILL_GRACE = 2.0  # seconds a stopped git gets to remove its lock files
 MIN_VERSION = (2, 31)  # GIT_CONFIG_COUNT, `worktree add` and `merge --abort` as used here
+
+
+_RUNNING: set[subprocess.Popen[bytes]] = set()
+_RUNNING_LOCK = threading.Lock()
+
+
+def _kill_group(process: subprocess.Popen[bytes], grace: float = KILL_GRACE) -> None:
+    """SIGTERM first (git then removes its own `index.lock`), then SIGKILL to whatever of the
+    group is left after `grace` s (a driver that ignores SIGTERM would hold git's pipes)."""
+    with contextlib.suppress(ProcessLookupError, PermissionError):
+        os.killpg(process.pid, signal.SIGTERM)
+    with contextlib.suppress(subprocess.TimeoutExpired):
+        process.wait(grace)
+    with contextlib.suppress(ProcessLookupError, PermissionError):
+        os.killpg(process.pid, signal.SIGKILL)
+
+
+def stop_running_git() -> int:
+    """Stop every git command of this process still running (with what it started): an
+    interrupted run leaves no git behind holding `index.lock`. Returns how many."""
+    with _RUNNING_LOCK:
+        running = [process for process in _RUNNING if process.poll() is None]
+    for process in running:
+        _kill_group(process)
+    return len(running)
 
 
 def git_available() -> bool:
@@ -82,10 +114,12 @@ class Git:
         *,
         config: Sequence[tuple[str, str]] = (),
         env: Mapping[str, str] | None = None,
+        timeout: float = GIT_TIMEOUT,
     ) -> None:
         self.cwd = Path(cwd)
         self.config = tuple(config)
         self.env = dict(env or {})
+        self.timeout = timeout
         self._identity: tuple[tuple[str, str], ...] | None = None
 
     def __repr__(self) -> str:
@@ -93,7 +127,7 @@ class Git:
 
     def at(self, cwd: Path) -> Git:
         """The same settings in another working directory (a worktree of the same repository)."""
-        other = Git(cwd, config=self.config, env=self.env)
+        other = Git(cwd, config=self.config, env=self.env, timeout=self.timeout)
         other._identity = self._identity
         return other
 
@@ -106,21 +140,37 @@ class Git:
     def completed(
         self, *args: str, input: bytes | None = None, check: bool = True
     ) -> subprocess.CompletedProcess[bytes]:
-        """Run `git args...`; with `check`, a non-zero exit raises GitError."""
+        """Run `git args...`; with `check`, a non-zero exit raises GitError. Past `timeout`
+        seconds git and everything it started (hooks are off, but merge drivers and filters
+        run) are killed and GitError says so."""
         try:
-            done = subprocess.run(
+            process = subprocess.Popen(
                 self._argv(args),
                 cwd=self.cwd,
                 env=clean_environment(self.env),
-                input=input,
-                stdin=None if input is not None else subprocess.DEVNULL,
-                capture_output=True,
-                check=False,
+                stdin=subprocess.PIPE if input is not None else subprocess.DEVNULL,
+                stdout=subprocess.PIPE,
+                stderr=subprocess.PIPE,
+                start_new_session=True,  # its own group: a timeout or a stop kills it whole
             )
         except FileNotFoundError as exc:
             if not self.cwd.is_dir():
                 raise GitError(f"git {args[0]}: folder {self.cwd} does not exist") from None
             raise GitError(f"git is not installed or not on PATH ({exc})") from None
+        with _RUNNING_LOCK:
+            _RUNNING.add(process)
+        try:
+            stdout, stderr = process.communicate(input, timeout=self.timeout)
+        except subprocess.TimeoutExpired:
+            _kill_group(process)
+            process.communicate()
+            raise GitError(
+                f"git {' '.join(args[:3])} did not finish within {self.timeout:g} s; it was stopped"
+            ) from None
+        finally:
+            with _RUNNING_LOCK:
+                _RUNNING.discard(process)
+        done = subprocess.CompletedProcess(process.args, process.returncode, stdout, stderr)
         if check and done.returncode != 0:
             raise GitError(_describe(args, done))
         return done

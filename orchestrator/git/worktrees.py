@@ -30,6 +30,7 @@ from orchestrator.errors import GitError, IsolationError
 from orchestrator.files import StateDir, open_private, write_private
 from orchestrator.git.checks import find_toplevel, ignore_pattern, user_excludes
 from orchestrator.git.drivers import MergeDrivers
+from orchestrator.git.recovery import clear_stale_lock, settle_own_checkout
 from orchestrator.git.repo import Git
 
 # Story ids start with a letter or digit, so no story's worktree can take these names.
@@ -82,6 +83,7 @@ class Worktrees:
         self._depth = 0
         self._lock_fd: int | None = None
         self._prepared = False
+        self.recovered: list[str] = []  # what a killed run had left, and was cleared
 
     # --- places -----------------------------------------------------------------------------
 
@@ -207,6 +209,7 @@ class Worktrees:
                 self.main.run("branch", self.branch, "HEAD")
             self._write_excludes()
             workspace, _ = self._checkout(INTEGRATION, self.branch, start=self.branch)
+            self.recovered += settle_own_checkout(self.git(workspace))
             self._copy_install(workspace)
             self._prepared = True
             return workspace
@@ -234,7 +237,10 @@ class Worktrees:
         """
         with self.locked():
             self.prepare()
-            workspace, _ = self._checkout(story_id, self.story_branch(story_id), start=self.branch)
+            branch = self.story_branch(story_id)
+            workspace, new = self._checkout(story_id, branch, start=self.branch)
+            if not new and (note := clear_stale_lock(self.git(workspace))):
+                self.recovered.append(note)
         if not self._ready_marker(story_id).exists():
             self._copy_install(workspace)
             self._run_setup(workspace)
@@ -391,10 +397,16 @@ class Worktrees:
                     continue
                 branch = ref.removeprefix("refs/heads/")
                 workspace = self._workspace(entry.name, branch)
+                ours = entry.name.startswith("_")  # the integration (or a home) checkout
+                try:
+                    git = self.git(workspace)
+                    said += settle_own_checkout(git) if ours else [clear_stale_lock(git) or ""]
+                except (GitError, IsolationError) as exc:
+                    said.append(f"kept {entry}: {exc}")
+                    continue
                 if not self._is_clean(workspace):
                     said.append(f"kept {entry}: it has uncommitted changes")
                     continue
-                ours = entry.name.startswith("_")  # the integration (or a home) checkout
                 if not ours and not self.merged(entry.name):
                     said.append(
                         f"kept {entry} and branch {branch}: it is not merged (finish the merge "
@@ -410,4 +422,4 @@ class Worktrees:
                     said.append(f"removed {entry} and its merged branch {branch}")
             self.main.run("worktree", "prune")
             self._prepared = False
-        return said
+        return [line for line in said if line]

@@ -27,6 +27,7 @@ from orchestrator.agents.steering import (
     read_signal,
     waiting_request,
 )
+from orchestrator.blocking import FILES, TMUX
 from orchestrator.errors import DeliveryError, OrchestratorError
 from orchestrator.eventlog import EventLog
 from orchestrator.files import PRIVATE_FILE_MODE, StateDir, open_private, write_private
@@ -42,6 +43,8 @@ SHORT_LINE = 100  # characters typed at most; a longer text goes into a file the
 DIALOG_TIMEOUT = 10.0  # seconds for a question dialog to be drawn after its signal
 MAX_DISMISSALS = 3
 CONFIRM_TIMEOUT = 3.0  # seconds for the line to show, and for the CLI to take it after Enter
+INPUT_LOCK_TIMEOUT = 60.0  # seconds to wait for another process typing into the same session
+LOCK_POLL = 0.05
 
 
 class InputLocks:
@@ -57,6 +60,15 @@ class InputLocks:
         return _SessionLock(lock, self.state.folder("run") / f"{name}.lock")
 
 
+def _try_flock(fd: int) -> bool:
+    """Take the lock without blocking: a thread parked in flock could never be given up."""
+    try:
+        fcntl.flock(fd, fcntl.LOCK_EX | fcntl.LOCK_NB)
+    except BlockingIOError:
+        return False
+    return True
+
+
 class _SessionLock:
     def __init__(self, lock: asyncio.Lock, path: Path) -> None:
         self._lock = lock
@@ -67,8 +79,15 @@ class _SessionLock:
         await self._lock.acquire()
         try:
             self._fd = open_private(self._path, os.O_RDWR)
-            await asyncio.to_thread(fcntl.flock, self._fd, fcntl.LOCK_EX)
+            deadline = time.monotonic() + INPUT_LOCK_TIMEOUT
+            while not _try_flock(self._fd):
+                if time.monotonic() > deadline:
+                    raise DeliveryError(f"{self._path.stem}: another process kept its input")
+                await asyncio.sleep(LOCK_POLL)
         except BaseException:
+            if self._fd is not None:
+                os.close(self._fd)
+                self._fd = None
             self._lock.release()
             raise
 
@@ -93,11 +112,11 @@ async def send_keys(
     """Send `keys` as they are (literal) or as tmux key names; Enter separately if asked."""
     target = f"={name}:"
     async with locks(name):
-        await asyncio.to_thread(
+        await TMUX.run(
             server.run, "send-keys", "-t", target, *(["-l"] if literal else []), "--", keys
         )
         if enter:
-            await asyncio.to_thread(server.run, "send-keys", "-t", target, "Enter")
+            await TMUX.run(server.run, "send-keys", "-t", target, "Enter")
     events.write("send", session=name, bytes=len(keys.encode()), enter=enter)
 
 
@@ -124,9 +143,9 @@ async def deliver(
         raise DeliveryError(f"{session.name}: agent not ready within {profile.ready_timeout}s")
     async with locks(session.name):
         started = time.monotonic()
-        line, token = await asyncio.to_thread(_short_line, locks.state, session, text)
+        line, token = await FILES.run(_short_line, locks.state, session, text)
         before = _mtime(session.submit_file)
-        await asyncio.to_thread(_paste, server, locks.state, session, line)
+        await TMUX.run(_paste, server, locks.state, session, line)
         landed = await wait_for_screen(
             server, session.name, lambda s: _shows(s, token), timeout=confirm_timeout
         )
@@ -134,7 +153,7 @@ async def deliver(
             events.write("deliver-error", session=session.name, reason="paste not visible")
             raise DeliveryError(f"{session.name}: the typed line did not appear on screen")
         for press in range(1, enter_retries + 2):
-            await asyncio.to_thread(server.run, "send-keys", "-t", session.pane_id, "Enter")
+            await TMUX.run(server.run, "send-keys", "-t", session.pane_id, "Enter")
             if await _submitted(server, session, profile, token, before, confirm_timeout):
                 events.write(
                     "deliver",
@@ -183,7 +202,7 @@ async def defer_question(
 ) -> str | None:
     """Answer the agent's question with `text` (a person answers later: it should stop) through
     its waiting hook; the question, as the hook reported it."""
-    payload = await asyncio.to_thread(read_signal, session.attention_file)
+    payload = await FILES.run(read_signal, session.attention_file)
     await _answer_hook(events, session, session.attention_file, text, profile)
     return question_text(payload)
 
@@ -193,7 +212,7 @@ async def _answer_hook(
 ) -> bool:
     """Answer the hook that waits on `signal` with `text`; False when none waits (or the CLI
     cannot go on with it: the hook is let go with `{}`)."""
-    payload = await asyncio.to_thread(read_signal, signal)
+    payload = await FILES.run(read_signal, signal)
     request = waiting_request(payload, signal)
     if payload is None or request is None:
         return False

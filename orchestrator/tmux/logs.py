@@ -2,7 +2,6 @@
 
 from __future__ import annotations
 
-import asyncio
 import os
 import re
 import shlex
@@ -10,6 +9,7 @@ import sys
 from collections.abc import AsyncIterator
 from pathlib import Path
 
+from orchestrator.blocking import FILES, TMUX
 from orchestrator.filewatch import shared_watcher
 from orchestrator.tmux.model import AgentSession
 from orchestrator.tmux.names import tmux_literal
@@ -45,14 +45,14 @@ async def stream(
             handle.seek(0, os.SEEK_END)
         pending = b""
         while True:
-            chunk = await asyncio.to_thread(handle.read)
+            chunk = await FILES.run(handle.read)
             if chunk:
                 pending += chunk
                 *lines, pending = pending.split(b"\n")
                 for line in lines:
                     yield _ANSI.sub("", line.decode(errors="replace"))
                 continue
-            if not await asyncio.to_thread(server.exists, session.name):
+            if not await TMUX.run(server.exists, session.name):
                 if pending:
                     yield _ANSI.sub("", pending.decode(errors="replace"))
                 return

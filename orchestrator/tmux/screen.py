@@ -13,6 +13,7 @@ import time
 from collections.abc import Callable, Sequence
 
 from orchestrator.agents.profiles import AgentProfile
+from orchestrator.blocking import TMUX
 from orchestrator.errors import SessionNotFound
 from orchestrator.eventlog import EventLog
 from orchestrator.tmux.model import AgentSession
@@ -26,7 +27,7 @@ async def capture(
     server: TmuxServer, name: str, start: int | None = None, end: int | None = None
 ) -> list[str]:
     """Pane text; `start`/`end` are tmux lines (negative = scrollback, None = screen edges)."""
-    return await asyncio.to_thread(server.capture, name, start, end)
+    return await TMUX.run(server.capture, name, start, end)
 
 
 async def wait_for_screen(
@@ -92,4 +93,4 @@ def _gone(pattern: re.Pattern[str]) -> Callable[[list[str]], bool]:
 async def press_keys(server: TmuxServer, name: str, keys: Sequence[str]) -> None:
     """Press tmux key names (`Enter`, `Down`, `Escape`) in a session, one after another."""
     for key in keys:
-        await asyncio.to_thread(server.run, "send-keys", "-t", f"={name}:", key)
+        await TMUX.run(server.run, "send-keys", "-t", f"={name}:", key)

@@ -26,6 +26,7 @@ from pathlib import Path
 from typing import Any, Literal
 
 from orchestrator.agents.profiles import AgentProfile
+from orchestrator.blocking import TMUX
 from orchestrator.defaults import (
     DEFAULT_LOG_MAX_BYTES,
     DEFAULT_PREFIX,
@@ -150,7 +151,7 @@ class TmuxAgentManager:
             meta=dict(meta or {}),
             agent=agent,
         )
-        return await asyncio.to_thread(start)
+        return await TMUX.run(start)
 
     def _record_path(self, name: str) -> Path:
         return record_path(self.state, name)
@@ -172,7 +173,7 @@ class TmuxAgentManager:
 
     async def exists(self, name: str) -> bool:
         """Whether a session of exactly this name exists."""
-        return await asyncio.to_thread(self.server.exists, name)
+        return await TMUX.run(self.server.exists, name)
 
     async def live_names(self, since: float) -> frozenset[str]:
         """Every session name on the server, listed at or after `since` (`time.monotonic()`).
@@ -183,17 +184,17 @@ class TmuxAgentManager:
         async with lock:
             if self._live_at < since:
                 self._live_at = time.monotonic()
-                self._live = await asyncio.to_thread(self.server.session_names)
+                self._live = await TMUX.run(self.server.session_names)
         return self._live
 
     async def info(self, name: str) -> SessionInfo | None:
         """Fresh facts about `name` from tmux, or None if there is no such session."""
-        rows = await asyncio.to_thread(self.server.sessions, self.prefix, name)
+        rows = await TMUX.run(self.server.sessions, self.prefix, name)
         return next((row for row in rows if row.name == name), None)
 
     async def list_sessions(self) -> list[SessionInfo]:
         """Every session of this prefix on the server, read from tmux (not from memory)."""
-        return await asyncio.to_thread(self.server.sessions, self.prefix)
+        return await TMUX.run(self.server.sessions, self.prefix)
 
     async def capture(
         self, name: str, start: int | None = None, end: int | None = None
@@ -256,7 +257,7 @@ class TmuxAgentManager:
         A session that vanished from tmux (its server died) still has its processes killed,
         found through the record made at spawn. Returns whether a tmux session was killed.
         """
-        return await asyncio.to_thread(self._kill, name, grace)
+        return await TMUX.run(self._kill, name, grace)
 
     def _kill(self, name: str, grace: float) -> bool:
         started = time.monotonic()
@@ -319,7 +320,7 @@ class TmuxAgentManager:
             except (OSError, ValueError):
                 owner = ""
             if name not in live and (owner == me or not owner_alive(owner)):
-                await asyncio.to_thread(self._reap, record, KILL_GRACE)
+                await TMUX.run(self._reap, record, KILL_GRACE)
                 reaped.append(name)
         return reaped
 

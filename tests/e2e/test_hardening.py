@@ -23,6 +23,8 @@ from tests.helpers import (
     cli,
     dripping_server,
     events,
+    git,
+    git_repo,
     orphan_after_server_death,
     report,
     runs,
@@ -30,6 +32,7 @@ from tests.helpers import (
     start_cli,
     stories,
     wait_for_run,
+    wait_until,
     write_epic,
 )
 
@@ -218,6 +221,33 @@ async def test_sigterm_ends_the_run_in_seconds_while_a_webhook_drips(
     assert await sessions_left(demo, socket) == []
     assert [e for e in events(demo) if e["event"] == "notify-abandoned"]
     assert "secret-pw" not in out + err
+
+
+async def test_sigterm_ends_the_run_in_seconds_while_git_hangs(demo: Path, socket: str) -> None:
+    """A clean filter of the repository's own that never returns holds the commit after SM."""
+    epic = write_epic(
+        demo, socket, stories=["1.1"], isolation="worktree", agent={"profile": "simulated"}
+    )
+    (demo / ".gitignore").write_text(".bmad-orchestrator/\n.bmad-core/\n")
+    (demo / ".gitattributes").write_text("docs/stories/*.md filter=stuck\n")
+    git_repo(demo)
+    marker = demo.parent / "filter.pid"
+    git(demo, "config", "filter.stuck.clean", f"echo $$ > {marker}; exec sleep 1000")
+    process = start_cli(epic, "--plain")
+    await wait_until(
+        lambda: marker.exists() and marker.read_text().strip(),
+        folder=demo.parent,
+        timeout=120,
+        what="the commit after SM reaching the filter",
+    )
+    process.send_signal(signal.SIGTERM)
+    out, err = process.communicate(timeout=60)  # a thread in git once kept the process alive
+    assert process.returncode == 130, out + err
+    assert report(demo)["interrupted"]
+    pid = int(marker.read_text())
+    await wait_until(lambda: not alive(pid), folder=demo.parent, timeout=10, what="filter gone")
+    assert not list((demo / ".git").rglob("index.lock"))
+    assert await sessions_left(demo, socket) == []
 
 
 # --- 6. descendants of a vanished session ------------------------------------------------------

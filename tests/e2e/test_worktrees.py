@@ -270,3 +270,77 @@ async def test_resume_after_a_hard_kill_mid_dev_reuses_the_stories_worktree(
     assert {line.split()[0] for line in before} <= set(history)
     assert git(demo, "show", "bmad/epic:left-by-the-killed-run.txt")
     assert await sessions_left(demo, socket) == []
+
+
+async def test_resume_after_a_kill_mid_merge_clears_the_locks_and_the_half_merge(
+    demo: Path, socket: str
+) -> None:
+    """What `kill -9` during a merge leaves (index.lock, MERGE_HEAD, half-written files) once
+    stopped `--resume` at `git merge --abort` and lost the run; now it is cleared and goes on."""
+    epic = committed_demo(
+        demo,
+        socket,
+        "--dev-edit", "1.1=src/one.txt",
+        "--misbehave", "hang", "--misbehave-stage", "dev", "--misbehave-times", "1",
+        stories=["1.1"],
+        isolation="worktree",
+    )  # fmt: skip
+    first = start_cli(epic, "--plain")
+    try:
+        await wait_for_run(demo, "1.1", "dev")
+    finally:
+        first.send_signal(signal.SIGKILL)
+        first.communicate(timeout=30)
+    await TmuxAgentManager(demo, socket=socket).kill_all()
+    worktrees = demo / ".bmad-orchestrator" / "worktrees"
+    integration, story = worktrees / "_integration", worktrees / "1.1"
+    side = demo.parent / "side"
+    git(demo, "worktree", "add", "-q", "-b", "side", str(side), "bmad/epic")
+    write(side / "src" / "side.txt", "from a merge that was killed\n")
+    git(side, "add", "-A")
+    git(side, "commit", "-q", "-m", "side")
+    git(demo, "worktree", "remove", str(side))
+    git(integration, "merge", "-q", "--no-commit", "--no-ff", "side")
+    write(integration / "src" / "shared.txt", "half written\n")
+    locks = [
+        Path(checkout, git(checkout, "rev-parse", "--git-path", "index.lock").strip())
+        for checkout in (integration, story)
+    ]
+    for lock in locks:
+        lock.write_text("")
+
+    resumed = cli(epic, "--resume")
+
+    assert resumed.returncode == 0, resumed.stdout + resumed.stderr
+    assert "recovered: removed a stale" in resumed.stdout
+    assert "recovered: aborted a merge" in resumed.stdout
+    assert stories(report(demo))["1.1"]["result"] == "done"
+    assert runs(demo)["1.1"] == {"sm": 1, "po": 1, "dev": 2, "qa": 1}  # nothing ran twice
+    assert not any(lock.exists() for lock in locks)
+    assert "side.txt" not in git(demo, "ls-tree", "-r", "--name-only", "bmad/epic")
+    assert git(demo, "show", "bmad/epic:src/shared.txt") == TEN_LINES
+    assert git(demo, "show", "bmad/epic:src/one.txt")
+    cleaned = cli("cleanup", epic)
+    assert cleaned.returncode == 0, cleaned.stdout + cleaned.stderr
+    assert not integration.exists() and not story.exists()
+
+
+async def test_cleanup_undoes_a_half_merge_in_the_integration_checkout(
+    demo: Path, socket: str
+) -> None:
+    epic = committed_demo(demo, socket, stories=["1.1"], isolation="worktree")
+    done = cli(epic)
+    assert done.returncode == 0, done.stdout + done.stderr
+    integration = demo / ".bmad-orchestrator" / "worktrees" / "_integration"
+    assert integration.is_dir()
+    git(integration, "merge", "-q", "--no-commit", "--no-ff", "main")  # nothing new: no MERGE_HEAD
+    write(integration / "src" / "shared.txt", "half written\n")
+    lock = Path(integration, git(integration, "rev-parse", "--git-path", "index.lock").strip())
+    lock.write_text("")
+
+    cleaned = cli("cleanup", epic)
+
+    assert cleaned.returncode == 0, cleaned.stdout + cleaned.stderr
+    assert "removed a stale" in cleaned.stdout and "restored" in cleaned.stdout
+    assert not integration.exists() and not lock.exists()
+    assert git(demo, "show", "bmad/epic:src/shared.txt") == TEN_LINES
