@@ -61,7 +61,9 @@ class Pool:
         seconds = self.deadline if deadline is None else deadline
         future = self.submit(fn, *args, **kwargs)
         try:
-            return await asyncio.wait_for(asyncio.wrap_future(future), seconds)
+            # Not `wait_for`: on 3.11 it drops a cancellation that meets a finished call.
+            async with asyncio.timeout(seconds):
+                return await asyncio.wrap_future(future)
         except TimeoutError:
             future.cancel()  # still queued: it never runs; running: its result is dropped
             name = getattr(fn, "__qualname__", repr(fn))
