@@ -225,7 +225,7 @@ def _status(args: argparse.Namespace) -> int:
         story_standing(method.open, trees, story_id, config.project)
         for story_id in config.story_ids
     ]
-    waiting = {s: people.load_waiting(config.state_dir, s) for s in config.story_ids}
+    waiting = people.open_questions(config.state_dir, str(config.source), config.story_ids)
     if args.json:
         listed = [
             {

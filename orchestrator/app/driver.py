@@ -149,6 +149,7 @@ class StoryDriver:
         snapshot = await self.graph.aget_state(thread)
         if snapshot.interrupts:
             return self._waiting(story, snapshot)
+        people.clear_waiting(self.config.state_dir, story)  # an older run's question is moot
         return story_report(StoryState.model_validate(snapshot.values))
 
     def _waiting(self, story: str, snapshot: Any) -> StoryReport:

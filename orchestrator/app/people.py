@@ -4,6 +4,11 @@ A story waits inside its LangGraph checkpoint (an `interrupt()`); these files ar
 the world reads: `{state_dir}/waiting/{story}.json` holds the question and how to answer it, and
 `approve`/`reject`/`reply` leave `{state_dir}/answers/{run}/{story}.json`, naming the interrupt
 it answers, for the run that resumes the story. An answer to an older question is never used.
+
+A question belongs to the run that asked it, since only that run, resumed, can take its answer.
+It goes stale once another run of the epic is the one `--resume` would continue, or a newer run
+took the story on (that run started from the story's file, so the old checkpoint no longer says
+where the story stands): a stale question is never shown as waiting, and never answered.
 """
 
 from __future__ import annotations
@@ -18,6 +23,7 @@ from typing import TYPE_CHECKING, Any, Literal
 
 from pydantic import BaseModel, ValidationError
 
+from orchestrator.app.runs import RunRecord, load_records
 from orchestrator.errors import InputError
 from orchestrator.files import StateDir, read_private, write_private
 from orchestrator.stages import GateName
@@ -97,6 +103,38 @@ def clear_waiting(state_dir: Path, story: str) -> None:
     _waiting_file(state_dir, story).unlink(missing_ok=True)
 
 
+def stale_reason(waiting: Waiting, epic: str, records: list[RunRecord]) -> str | None:
+    """Why the question can no longer be answered (in words), or None while its run can take
+    the answer. `records` are the state dir's runs (`load_records`)."""
+    run = waiting.run_id
+    if waiting.epic != epic:
+        return f"it was asked by a run of another epic ({waiting.epic})"
+    mine = sorted((r for r in records if r.epic == epic), key=lambda r: r.started_at)
+    asked_in = next((r for r in mine if r.run_id == run), None)
+    if asked_in is None:
+        return f"run {run} that asked it is not among this epic's runs"
+    if asked_in.abandoned is not None:
+        return f"run {run} that asked it cannot be resumed ({asked_in.abandoned})"
+    if asked_in.finished:
+        return f"run {run} that asked it has finished"
+    newer = mine[mine.index(asked_in) + 1 :]
+    if took := [r.run_id for r in newer if waiting.story in r.stories]:
+        return f"it was asked by run {run}, and run {took[-1]} has run story {waiting.story} since"
+    if later := [r.run_id for r in newer if not r.finished and r.abandoned is None]:
+        return f"it was asked by run {run}, and run {later[-1]} is the epic's unfinished run now"
+    return None
+
+
+def open_questions(state_dir: Path, epic: str, stories: list[str]) -> dict[str, Waiting | None]:
+    """Each story's question if it waits for a person now (None too for a stale one)."""
+    records = load_records(state_dir)
+    asked = {story: load_waiting(state_dir, story) for story in stories}
+    return {
+        story: None if waiting is None or stale_reason(waiting, epic, records) else waiting
+        for story, waiting in asked.items()
+    }
+
+
 def make_answer(waiting: Waiting, action: Action, note: str | None) -> Answer:
     """A person's answer, validated against the gate it answers (raises ValueError)."""
     if action == "reply" and waiting.gate != "on_needs_input":
@@ -172,6 +210,12 @@ def give_answer(
     if waiting is None:
         raise InputError(
             f"story {story} is not waiting for a person (`status {config.source}` shows which are)"
+        )
+    if why := stale_reason(waiting, str(config.source), load_records(config.state_dir)):
+        raise InputError(
+            f"story {story}'s question ({waiting.gate}, asked {waiting.asked_at:%Y-%m-%d %H:%M} "
+            f"UTC) is stale: {why}; nothing was recorded (`status {config.source}` shows what "
+            "waits now)"
         )
     try:
         answer = make_answer(waiting, action, note)

@@ -30,6 +30,7 @@ from orchestrator.app.runs import (
     resumed_record,
     save_record,
     set_aside_broken_checkpoint,
+    taken_over,
 )
 from orchestrator.app.schedule import Schedule
 from orchestrator.blocking import FILES, GIT, TMUX
@@ -43,13 +44,11 @@ from orchestrator.ui.board import Display, make_display
 from orchestrator.ui.terminal import detach_from_terminal
 from orchestrator.watch import wait_for_output
 
-CHECKPOINT_FILE = "checkpoints.sqlite"
+CHECKPOINT = "checkpoints.sqlite"
 # SIGHUP: the terminal closed or an ssh session ended; the run ends as if interrupted.
 HANDLED_SIGNALS = (signal.SIGINT, signal.SIGTERM, signal.SIGHUP)
 FINAL = ("done", "already done")
 OVER_BUDGET = "over_budget"
-
-
 FINISHED_DRAIN = 30.0  # seconds the last notices get at the end of a run
 INTERRUPTED_DRAIN = 2.0  # ... and at the end of an interrupted one
 
@@ -131,7 +130,10 @@ class EpicRunner:
                 selected=self.selected,
                 narrowed=bool(self.options.only),
                 accept_changes=self.options.accept_changes,
+                taken_over=(taken := taken_over(config.state_dir, previous)),
             )
+            if taken:
+                print(f"left as a newer run left them: {', '.join(taken)}", flush=True)
             if changes:
                 print("accepting changes:\n  " + "\n  ".join(changes), flush=True)
             print(f"resuming run {record.run_id}", flush=True)
@@ -159,14 +161,11 @@ class EpicRunner:
 
     def _set_aside_broken_checkpoint(self) -> None:
         """A corrupt or truncated checkpoint is moved aside, never read as "no history"."""
-        message = None  # Postgres keeps its own integrity
-        if self.config.checkpointer_url() is None:
-            message = set_aside_broken_checkpoint(self.config.state_dir / CHECKPOINT_FILE)
-        if message is None:
-            return
-        if self.options.resume:
-            raise CheckpointError(message + ": run again without --resume")
-        print(f"warning: {message}", flush=True)
+        own = self.config.checkpointer_url() is None  # Postgres keeps its own integrity
+        if own and (message := set_aside_broken_checkpoint(self.config.state_dir / CHECKPOINT)):
+            if self.options.resume:
+                raise CheckpointError(message + ": run again without --resume")
+            print(f"warning: {message}", flush=True)
 
     async def _run_locked(self, record: RunRecord) -> int:
         from graphs.checkpoints import run_checkpointer
@@ -201,7 +200,7 @@ class EpicRunner:
         loop = asyncio.get_running_loop()
         for sig in HANDLED_SIGNALS:
             loop.add_signal_handler(sig, self._interrupt, main, sig)
-        url, sqlite_file = config.checkpointer_url(), config.state_dir / CHECKPOINT_FILE
+        url, sqlite_file = config.checkpointer_url(), config.state_dir / CHECKPOINT
         try:
             async with run_checkpointer(url, sqlite_file, config.epic_name()) as (saver, locks):
                 self.driver = StoryDriver(

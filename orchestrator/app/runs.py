@@ -10,7 +10,7 @@ from __future__ import annotations
 import contextlib
 import json
 import os
-from collections.abc import Iterable
+from collections.abc import Collection, Iterable
 from datetime import UTC, datetime
 from pathlib import Path
 from typing import TYPE_CHECKING, Any, Literal
@@ -128,6 +128,17 @@ def last_unfinished(state_dir: Path, epic: Path) -> RunRecord | None:
         if r.epic == str(epic) and not r.finished and r.abandoned is None
     ]
     return candidates[-1] if candidates else None
+
+
+def taken_over(state_dir: Path, previous: RunRecord) -> list[str]:
+    """Stories of `previous` that a newer run of the same epic has run since: a resume of
+    `previous` leaves them as that run left them (it would run a finished stage again)."""
+    newer = [
+        r
+        for r in load_records(state_dir)
+        if r.epic == previous.epic and r.started_at > previous.started_at
+    ]
+    return [s for s in previous.stories if any(s in r.stories for r in newer)]
 
 
 # Results a `--resume` goes on from: a run is not finished while a story has one of them.
@@ -257,12 +268,14 @@ def resumed_record(
     selected: list[str],
     narrowed: bool,
     accept_changes: bool,
+    taken_over: Collection[str] = (),
 ) -> tuple[RunRecord, list[str], list[str], list[str]]:
     """The unfinished run, continued with the epic as it is now.
 
     Returns the record, the stories to run (those the run began with, plus added ones, unless
-    `--only` narrowed them), the stories removed from the epic, and the changes accepted. An
-    epic changed since the run began raises `EpicChangedError` unless `accept_changes`.
+    `--only` narrowed them; never those `taken_over` by a newer run), the stories removed from
+    the epic, and the changes accepted. An epic changed since the run began raises
+    `EpicChangedError` unless `accept_changes`.
     """
     epic = config.source or Path("epic.yaml")
     changes = epic_changes(previous, config)
@@ -278,10 +291,12 @@ def resumed_record(
     removed = [s for s in previous.stories if s not in config.story_ids]
     if not narrowed:  # the stories that run was started with
         selected = [s for s in config.story_ids if s in previous.stories or s in added]
+    selected = [s for s in selected if s not in taken_over]
+    kept = [s for s in previous.stories if s not in taken_over]
     record = previous.model_copy(
         update={
             # A narrowed resume keeps the run's other stories for a later `--resume`.
-            "stories": [s for s in config.story_ids if s in previous.stories or s in selected]
+            "stories": [s for s in config.story_ids if s in kept or s in selected]
             if narrowed
             else selected,
             "epic_sha256": config.sha256,

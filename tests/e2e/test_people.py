@@ -259,3 +259,61 @@ def test_a_failing_webhook_never_fails_a_story(
     assert len(server.bodies) == 3  # type: ignore[attr-defined] # tried three times
     (failure,) = [e for e in events(demo) if e["event"] == "notify-error"]
     assert "500" in failure["error"] and SECRET not in json.dumps(failure)
+
+
+# --- questions belong to their run ---------------------------------------------------------------
+
+
+def test_a_newer_run_that_finished_the_story_leaves_no_question_to_answer(
+    demo: Path, socket: str
+) -> None:
+    path = epic(demo, socket, gates=["after_po"])
+    assert cli(path, "--plain").returncode == ExitCode.WAITING  # run A asks after PO
+    state = demo / ".bmad-orchestrator"
+    assert (state / "waiting" / "1.1.json").is_file()
+
+    second = cli(path, "--plain")  # run B, a new run: 1.1 starts at Dev (Approved) and ends Done
+
+    assert second.returncode == 0, second.stdout + second.stderr
+    assert stories(report(demo))["1.1"]["result"] == "done"
+    ran = {"sm": 1, "po": 1, "dev": 1, "qa": 1}
+    assert runs(demo)["1.1"] == ran
+    (row,) = json.loads(cli("status", path, "--json").stdout)
+    assert row["waiting"] is None
+    assert "waiting for a person" not in cli("status", path).stdout
+    refused = cli("approve", path, "1.1")
+    assert refused.returncode == 2, refused.stdout + refused.stderr
+    assert "not waiting for a person" in refused.stderr and "Traceback" not in refused.stderr
+    assert runs(demo)["1.1"] == ran  # no Dev or QA again on the Done story
+
+    # `--resume` continues run A (its last unfinished run), but not with 1.1: run B has run it.
+    resumed = cli(path, "--resume", "--plain")
+    assert resumed.returncode == 0, resumed.stdout + resumed.stderr
+    assert "left as a newer run left them: 1.1" in resumed.stdout
+    assert not (state / "waiting" / "1.1.json").exists()
+    assert cli(path, "--resume").returncode == 2  # run A is finished now: nothing to resume
+    assert runs(demo)["1.1"] == ran
+
+
+def test_an_answer_for_a_run_a_newer_unfinished_run_replaced_is_refused(
+    demo: Path, socket: str
+) -> None:
+    path = epic(demo, socket, gates=["after_po"], stories=["1.1", "1.3"])
+    first = cli(path, "--only", "1.1", "--plain")  # run A: 1.1 waits
+    assert first.returncode == ExitCode.WAITING, first.stdout + first.stderr
+    run_a = json.loads((demo / ".bmad-orchestrator" / "waiting" / "1.1.json").read_text())["run_id"]
+    second = cli(path, "--only", "1.3", "--plain")  # run B, new: 1.3 waits, B is unfinished
+    assert second.returncode == ExitCode.WAITING, second.stdout + second.stderr
+
+    listed = {
+        row["story"]: row["waiting"] for row in json.loads(cli("status", path, "--json").stdout)
+    }
+    assert listed["1.1"] is None and listed["1.3"]["gate"] == "after_po"
+    refused = cli("approve", path, "1.1")
+
+    assert refused.returncode == 2, refused.stdout + refused.stderr
+    assert f"run {run_a}" in refused.stderr and "stale" in refused.stderr
+    assert runs(demo)["1.1"] == {"sm": 1, "po": 1}  # nothing resumed, nothing ran
+    assert not list((demo / ".bmad-orchestrator" / "answers").rglob("1.1.json"))
+    assert cli("approve", path, "1.3").returncode == 0  # the current run's question still works
+    assert runs(demo)["1.3"] == {"sm": 1, "po": 1, "dev": 1, "qa": 1}

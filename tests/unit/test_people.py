@@ -11,7 +11,15 @@ import pytest
 from nodes.gate import pending_gate, question
 from nodes.routing import route_after_gate, route_after_po, route_after_qa, route_after_sm
 from orchestrator.app.notify import NotifySettings
-from orchestrator.app.people import Waiting, make_answer
+from orchestrator.app.people import (
+    Waiting,
+    load_waiting,
+    make_answer,
+    open_questions,
+    save_waiting,
+    stale_reason,
+)
+from orchestrator.app.runs import RunRecord, save_record
 from orchestrator.files import USER_STATE
 from orchestrator.redaction import KEY_NAME, redact_url
 from state import RecoveryEntry, StoryPolicy, StoryState
@@ -126,3 +134,47 @@ def test_a_shown_digest_is_keyed_so_it_is_no_password_oracle() -> None:
     key = Path.home() / USER_STATE / KEY_NAME
     assert key.stat().st_mode & 0o777 == 0o600
     assert redact_url(url) == shown  # stable, so an unchanged URL reads as unchanged
+
+
+def record(run_id: str, minute: int, stories: list[str], **fields: object) -> RunRecord:
+    started = datetime(2026, 1, 1, 12, minute, tzinfo=UTC)
+    return RunRecord(
+        run_id=run_id, epic="/p/epic.yaml", started_at=started, stories=stories, **fields
+    )  # type: ignore[arg-type]
+
+
+def test_a_question_is_current_only_while_its_run_is_the_one_to_resume() -> None:
+    asked = waiting("after_po")  # asked by run "r" about story 1.1
+    a = record("r", 0, ["1.1", "1.3"])
+    assert stale_reason(asked, "/p/epic.yaml", [a]) is None
+    assert stale_reason(asked, "/p/epic.yaml", [a, record("s", 5, ["1.3"], finished=True)]) is None
+
+    took = stale_reason(asked, "/p/epic.yaml", [a, record("s", 5, ["1.1"], finished=True)])
+    assert took is not None and "run s has run story 1.1 since" in took
+    newer = stale_reason(asked, "/p/epic.yaml", [record("s", 5, ["1.3"]), a])  # any order
+    assert newer is not None and "run s is the epic's unfinished run now" in newer
+    for gone, why in (
+        ([], "not among this epic's runs"),
+        ([a.model_copy(update={"finished": True})], "has finished"),
+        ([a.model_copy(update={"abandoned": "checkpoint set aside"})], "cannot be resumed"),
+        ([a.model_copy(update={"epic": "/q/epic.yaml"})], "not among this epic's runs"),
+    ):
+        assert why in (stale_reason(asked, "/p/epic.yaml", gone) or "")
+    other = stale_reason(asked, "/q/epic.yaml", [a])
+    assert other is not None and "another epic" in other
+
+
+def test_status_lists_only_questions_a_run_can_still_take(tmp_path: Path) -> None:
+    state = tmp_path / "state"
+    save_record(state, record("r", 0, ["1.1", "1.3"]))
+    save_waiting(state, waiting("after_po"))
+    save_waiting(state, waiting("after_qa").model_copy(update={"story": "1.3"}))
+    assert open_questions(state, "/p/epic.yaml", ["1.1", "1.3", "1.2"]) == {
+        "1.1": load_waiting(state, "1.1"),
+        "1.3": load_waiting(state, "1.3"),
+        "1.2": None,
+    }
+    save_record(state, record("s", 5, ["1.1"], finished=True))  # a newer run took 1.1 on
+    listed = open_questions(state, "/p/epic.yaml", ["1.1", "1.3"])
+    assert listed["1.1"] is None and listed["1.3"] is not None
+    assert load_waiting(state, "1.1") is not None  # ignored, not deleted, by a mere look
