@@ -109,7 +109,7 @@ def check_branch_name(value: Any) -> Any:
         or value.endswith(("/", ".", ".lock"))
         or any(part.startswith(".") or part.endswith(".lock") for part in value.split("/"))
         or any(token in value for token in ("..", "//", "@{", "\\"))
-        or value == "@"
+        or value in ("@", "HEAD")  # HEAD: git's name for the checked-out commit
         or any(ord(c) < 0x21 or c in "~^:?*[\x7f" for c in value)
     )
     if bad:

@@ -27,6 +27,7 @@ from pydantic import (
 from orchestrator.agents.prices import ModelPrice
 from orchestrator.app.ids import CONTROL, check_story_id
 from orchestrator.app.notify import NotifySettings
+from orchestrator.app.urls import EXPECTED, check_postgres_url, is_postgres_url
 from orchestrator.defaults import (
     DEFAULT_LOG_MAX_BYTES,
     DEFAULT_PREFIX,
@@ -199,9 +200,9 @@ class EpicConfig(Settings):
         text = value.strip()
         if text == "sqlite" or _ENV_REF.fullmatch(text):
             return text
-        if text.split("://", 1)[0] in ("postgres", "postgresql") and "://" in text:
-            return text
-        raise ValueError("expected `sqlite`, a postgresql:// URL, or $VARIABLE holding one")
+        if is_postgres_url(text):
+            return check_postgres_url(text)
+        raise ValueError(EXPECTED)
 
     @field_serializer("checkpointer")
     def _checkpointer_shown(self, value: str) -> str:
@@ -219,9 +220,12 @@ class EpicConfig(Settings):
         url = os.environ.get(variable, "").strip()
         if not url:
             raise ConfigError(f"checkpointer: environment variable {variable} is not set")
-        if url.split("://", 1)[0] not in ("postgres", "postgresql"):
+        if not is_postgres_url(url):
             raise ConfigError(f"checkpointer: {variable} does not hold a postgresql:// URL")
-        return url
+        try:
+            return check_postgres_url(url)
+        except ValueError as exc:
+            raise ConfigError(f"checkpointer: {variable}: {exc}") from None
 
     def epic_name(self) -> str:
         """The epic's name: `name:`, else its project folder and file name."""

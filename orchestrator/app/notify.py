@@ -29,6 +29,7 @@ from urllib.parse import unquote, urlsplit, urlunsplit
 
 from pydantic import Field, field_serializer, field_validator
 
+from orchestrator.app.ids import CONTROL
 from orchestrator.app.runs import StoryReport
 from orchestrator.eventlog import EventLog
 from orchestrator.redaction import redact_url
@@ -57,8 +58,22 @@ class NotifySettings(Settings):
     @field_validator("webhook")
     @classmethod
     def _http(cls, value: str | None) -> str | None:
-        if value is not None and urlsplit(value).scheme not in ("http", "https"):
+        if value is None:
+            return value
+        parts = urlsplit(value)
+        if parts.scheme not in ("http", "https"):
             raise ValueError("a webhook is an http:// or https:// URL")
+        if CONTROL.search(value):
+            raise ValueError("the URL holds a control character (a newline, a tab...)")
+        try:  # what `redact_url` reads to show it; never quoted: it may hold a password
+            known = parts.hostname and parts.port != 0
+        except ValueError:
+            known = False
+        if not known:
+            raise ValueError(
+                "the host or port cannot be read: a port is a number from 1 to 65535, and "
+                "'@', '/', '?' and '#' in a user name or password are percent-encoded"
+            )
         return value
 
     @field_serializer("webhook")

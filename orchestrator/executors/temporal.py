@@ -213,7 +213,7 @@ class StoryActivities:
         return StoryOutcome(job.story, self.host, report.result, report.reason, account)
 
     async def _drive(self, job: StoryJob) -> Any:
-        from graphs.postgres import StoryLocks, postgres_checkpointer
+        from graphs.checkpoints import postgres_pair
         from graphs.story import build_story_graph
         from orchestrator.app.driver import StoryDriver
         from orchestrator.app.runs import RunRecord
@@ -235,10 +235,7 @@ class StoryActivities:
             text = " ".join(f"{k}={v}" for k, v in event.items() if k in ("event", "stage"))
             print(f"[{self.host}] {job.story}: {text}", flush=True)
 
-        async with (
-            postgres_checkpointer(url) as saver,
-            StoryLocks.open(url, config.epic_name()) as locks,
-        ):
+        async with postgres_pair(url, config.epic_name()) as (saver, locks):
             driver = StoryDriver(
                 graph=build_story_graph().compile(checkpointer=saver),
                 config=config,

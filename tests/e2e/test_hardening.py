@@ -452,3 +452,63 @@ async def test_thirty_stories_at_parallel_thirty(demo: Path, socket: str) -> Non
     assert {s["result"] for s in report(demo)["stories"]} == {"done"}
     assert all(runs(demo)[story] == {"sm": 1, "po": 1, "dev": 1, "qa": 1} for story in ids)
     assert await sessions_left(demo, socket) == []
+
+
+# --- a branch or a Postgres URL git or libpq would refuse -----------------------------------------
+
+PG_SECRET = "Sekrit99"
+SECRET_PIECES = (PG_SECRET, PG_SECRET[:3], PG_SECRET[3:])
+
+
+@pytest.mark.parametrize(
+    ("change", "expected"),
+    [
+        ({"git": {"branch": "HEAD"}}, "git.branch: 'HEAD' is not a valid git branch name"),
+        ({"git": {"merge_into": "HEAD"}}, "git.merge_into: 'HEAD' is not a valid git branch"),
+        (
+            {"checkpointer": f"postgresql://u:{PG_SECRET}@db.example:99999/db"},
+            "checkpointer: port '99999' is not a number from 1 to 65535",
+        ),
+        (
+            {"checkpointer": f"postgresql://u:{PG_SECRET}@db.example:abc/db"},
+            "checkpointer: port 'abc' is not a number",
+        ),
+        (
+            {"checkpointer": f"postgresql://u:{PG_SECRET}@[::1/db"},
+            "checkpointer: the host's '[' has no closing ']'",
+        ),
+        (
+            {"checkpointer": f"postgresql://u:{PG_SECRET[:3]}/{PG_SECRET[3:]}@db.example/db"},
+            "checkpointer: the user name or password holds a raw '/', '?' or '#'",
+        ),
+        (
+            {"checkpointer": f"postgresql://u:{PG_SECRET[:3]}#{PG_SECRET[3:]}@db.example/db"},
+            "checkpointer: the user name or password holds a raw '/', '?' or '#'",
+        ),
+    ],
+)
+def test_a_branch_or_postgres_url_git_or_libpq_refuses_is_refused_at_load(
+    demo: Path, socket: str, change: dict[str, object], expected: str
+) -> None:
+    epic = write_epic(demo, socket, isolation="worktree", **change)
+    for args in (("validate", epic), (epic, "--dry-run"), (epic,)):
+        result = cli(*args)
+        output = result.stdout + result.stderr
+        assert result.returncode == 2, output
+        assert expected in result.stderr and "Traceback" not in output
+        assert not any(piece in output for piece in SECRET_PIECES)
+    assert not TmuxServer(socket).alive()
+
+
+def test_a_malformed_postgres_url_in_the_named_variable_is_refused_without_it(
+    demo: Path, socket: str
+) -> None:
+    url = f"postgresql://u:{PG_SECRET[:3]}/{PG_SECRET[3:]}@db.example:5432/db"
+    epic = write_epic(demo, socket, checkpointer="$BMAD_TEST_PG_URL")
+    result = cli(epic, env={"BMAD_TEST_PG_URL": url})
+    output = result.stdout + result.stderr
+    assert result.returncode == 2, output
+    assert "checkpointer: BMAD_TEST_PG_URL: the user name or password holds" in result.stderr
+    assert "Traceback" not in output
+    assert not any(piece in output for piece in SECRET_PIECES)
+    assert not TmuxServer(socket).alive()
