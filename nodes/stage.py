@@ -21,6 +21,7 @@ from typing import Any
 from langgraph.runtime import Runtime
 
 from nodes.accounting import live_reader, read_usage, run_budget_stop
+from nodes.inflight import forget, recall, remember
 from nodes.nudging import Nudger
 from nodes.routing import person_asked_for, qa_failed, resolving_merge
 from orchestrator.blocking import FILES, GIT, TMUX
@@ -153,55 +154,71 @@ async def run_stage(
         person_answers="on_needs_input" in state.policy.gates,
         on_nudge=nudged,
     )
+    key = (state.story_id, stage)
+    lost = None if adopting else await FILES.run(recall, manager.state, *key, manager.run_id)
+    found = None
+    if lost is not None:  # an attempt of this run that a crash took: did it finish its work?
+        fresh = (attempt, since, baseline)
+        attempt, since, checked = lost
+        found = await FILES.run(check)
+        attempt, since, baseline = lost if found is not None else fresh
+    checked = baseline
+    await FILES.run(
+        remember, manager.state, *key,
+        run_id=manager.run_id, attempt=attempt, since_ns=since, baseline=dict(baseline),
+    )  # fmt: skip
     try:
-        session = nudge.session = await manager.spawn(
-            stage,
-            state.story_id,
-            profile=profile,
-            prompt=prompt,
-            attempt=attempt,
-            env=env,
-            cwd=root,
-            story_file=story_file,
-            adopt=context.adopt_live_sessions,
-            meta={"since_ns": since, "baseline": dict(baseline)},
-            agent=agent_name,
-        )
-        ledger.track(session.name, live_reader(profile, session, cwd, context))
-        if session.adopted:
-            attempt = session.attempt or attempt
-            since = int(session.meta.get("since_ns", since))
-            baseline = session.meta.get("baseline", baseline)
-        emit(
-            runtime,
-            event="stage-start",
-            story=state.story_id,
-            stage=stage,
-            attempt=attempt,
-            session=session.name,
-            adopted=session.adopted,
-            attach=manager.attach_instructions(session.name),
-        )
-        if not session.adopted:
-            if not profile.prompt_via_argv:
-                await manager.deliver(session, prompt, profile)
-            elif profile.dialogs:
-                ready_task = asyncio.create_task(
-                    wait_until_ready(manager.server, session, profile, manager.events)
-                )
-        checked = baseline
-        result = await wait_for_output(
-            check,
-            watch=project.watch_dirs(request),
-            probe=manager.probe(session),
-            timeout=context.timeout(stage),
-            stall_timeout=settings.stall_timeout,
-            settle=agent.settle,
-            turn_end_file=session.turn_end_file,
-            attention_file=session.attention_file,
-            signals_since_ns=since,
-            nudge=nudge,
-        )
+        if found is not None:
+            result = WaitResult("done", value=found, turn="immediate")
+        else:
+            session = nudge.session = await manager.spawn(
+                stage,
+                state.story_id,
+                profile=profile,
+                prompt=prompt,
+                attempt=attempt,
+                env=env,
+                cwd=root,
+                story_file=story_file,
+                adopt=context.adopt_live_sessions,
+                meta={"since_ns": since, "baseline": dict(baseline)},
+                agent=agent_name,
+            )
+            ledger.track(session.name, live_reader(profile, session, cwd, context))
+            if session.adopted:
+                attempt = session.attempt or attempt
+                since = int(session.meta.get("since_ns", since))
+                baseline = session.meta.get("baseline", baseline)
+            emit(
+                runtime,
+                event="stage-start",
+                story=state.story_id,
+                stage=stage,
+                attempt=attempt,
+                session=session.name,
+                adopted=session.adopted,
+                attach=manager.attach_instructions(session.name),
+            )
+            if not session.adopted:
+                if not profile.prompt_via_argv:
+                    await manager.deliver(session, prompt, profile)
+                elif profile.dialogs:
+                    ready_task = asyncio.create_task(
+                        wait_until_ready(manager.server, session, profile, manager.events)
+                    )
+            checked = baseline
+            result = await wait_for_output(
+                check,
+                watch=project.watch_dirs(request),
+                probe=manager.probe(session),
+                timeout=context.timeout(stage),
+                stall_timeout=settings.stall_timeout,
+                settle=agent.settle,
+                turn_end_file=session.turn_end_file,
+                attention_file=session.attention_file,
+                signals_since_ns=since,
+                nudge=nudge,
+            )
     except Exception as exc:  # a broken attempt is recorded and routed, never lost
         result = WaitResult("error", detail=f"{type(exc).__name__}: {exc}")  # type: ignore[arg-type]
     finally:
@@ -210,8 +227,11 @@ async def run_stage(
         if session is not None:
             await asyncio.shield(manager.kill(session.name))
             ledger.untrack(session.name)
+        await asyncio.shield(FILES.run(forget, manager.state, *key))
     usage = None
     warnings = list(session.meta.get("warnings") or []) if session else []
+    if found is not None:
+        warnings.append(f"attempt {attempt} had finished its work before a crash: not run again")
     if session is not None and profile.hooks_off_pattern is not None:
         said = await FILES.run(find_in_log, session.log_path, profile.hooks_off_pattern)
         if said:  # the CLI refused our hooks after all: said, never a silent quiet

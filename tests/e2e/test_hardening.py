@@ -16,6 +16,8 @@ import pytest
 import yaml
 
 from orchestrator.app.runs import load_records
+from orchestrator.methods import get_method
+from orchestrator.methods.bmad_v4.rehearsal import draft_story
 from orchestrator.tmux import TmuxAgentManager, TmuxServer, socket_path
 from tests.helpers import (
     DEMO,
@@ -247,6 +249,37 @@ async def test_sigterm_ends_the_run_in_seconds_while_git_hangs(demo: Path, socke
     pid = int(marker.read_text())
     await wait_until(lambda: not alive(pid), folder=demo.parent, timeout=10, what="filter gone")
     assert not list((demo / ".git").rglob("index.lock"))
+    assert await sessions_left(demo, socket) == []
+
+
+async def test_a_draft_written_just_before_a_crash_and_a_reboot_is_taken_not_redone(
+    demo: Path, socket: str
+) -> None:
+    """SM wrote its draft, then the orchestrator and tmux died before it was recorded. The
+    re-run SM rewrote the same bytes, which looked like no output: the story failed."""
+    epic = write_epic(
+        demo,
+        socket,
+        stories=["1.1"],
+        agent={"profile": "simulated", "flags": ["--misbehave", "hang", "--misbehave-stage", "sm",
+                                                  "--misbehave-times", "1"]},
+    )  # fmt: skip
+    first = start_cli(epic, "--plain")
+    try:
+        await wait_for_run(demo, "1.1", "sm")
+        project = get_method("bmad-v4").open(demo)
+        draft_story(project.paths, "1.1", pieces=False, partial=False)  # what the SM wrote
+    finally:
+        first.send_signal(signal.SIGKILL)
+        first.communicate(timeout=30)
+    TmuxServer(socket).kill()  # the reboot: every session and its options are gone
+
+    resumed = cli(epic, "--resume", "--plain")
+
+    assert resumed.returncode == 0, resumed.stdout + resumed.stderr
+    assert runs(demo)["1.1"] == {"sm": 1, "po": 1, "dev": 1, "qa": 1}
+    (sm,) = [r for r in stories(report(demo))["1.1"]["runs"] if r["stage"] == "sm"]
+    assert sm["outcome"] == "drafted" and "not run again" in " ".join(sm["warnings"])
     assert await sessions_left(demo, socket) == []
 
 
