@@ -24,6 +24,7 @@ from orchestrator.agents.clis import INHERITED_NOT
 from orchestrator.agents.clis.base import LaunchSpec
 from orchestrator.agents.profiles import AgentProfile
 from orchestrator.agents.steering import relay_env
+from orchestrator.errors import StateDirError
 from orchestrator.eventlog import EventLog
 from orchestrator.files import StateDir, read_private, touch_private, write_in_tree, write_private
 from orchestrator.tmux.logs import pipe_command
@@ -110,7 +111,14 @@ def start_session(
         events.write("cli-warning", session=name, profile=profile.name, warning=warning)
     made: list[str] = []
     for path, content in launch.cwd_files.items():  # recorded first: a crash cannot strand them
-        made += [str(folder) for folder in write_in_tree(project, path, content)]
+        try:
+            made += [str(folder) for folder in write_in_tree(project, path, content)]
+        except FileExistsError:  # the repository's own file: never overwritten, never removed
+            record["cwd_files"] = [name for name in cwd_files if name != str(path)]
+            write_private(record_file, json.dumps({**record, "cwd_dirs": made}))
+            raise StateDirError(
+                f"{path} already exists and is not ours: move it away, then run again"
+            ) from None
     if made:
         write_private(record_file, json.dumps({**record, "cwd_dirs": made}))
         record["cwd_dirs"] = made

@@ -14,6 +14,8 @@ from typing import Any
 import pytest
 
 from nodes.stage import run_stage
+from orchestrator.agents.clis import copilot
+from orchestrator.agents.clis.base import LaunchSpec
 from orchestrator.agents.prices import DEFAULT_PRICES, dollars
 from orchestrator.agents.usage import ModelTokens
 from orchestrator.stages import STAGES
@@ -195,3 +197,27 @@ async def test_copilot_hooks_live_in_the_repository_only_while_the_session_runs(
     turn_end = json.loads((project / ".bmad-orchestrator" / "run" / "bmad-sm-1-1.turn").read_text())
     assert turn_end["transcriptPath"]  # the subagent's stop (no transcript) did not count
     assert not (project / ".github").exists()  # removed with the session, folders too
+
+
+async def test_a_file_of_the_repository_where_a_hook_file_goes_is_never_touched(
+    stage: Any, project: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """Copilot's hook file is named by the session's fresh id; should a repository hold that name
+    anyway, the attempt fails saying so and the repository's file stays (it was once removed
+    with the session's own files)."""
+    (project / ".git").mkdir()
+    theirs = project / ".github" / "hooks" / "theirs.json"
+    theirs.parent.mkdir(parents=True)
+    theirs.write_text('{"tracked": true}\n')
+    monkeypatch.setattr(copilot, "hook_file", lambda spec: theirs)
+    _, record = await stage("copilot")
+    assert record.end == "error" and "already exists and is not ours" in record.detail
+    assert theirs.read_text() == '{"tracked": true}\n'
+
+
+def test_copilots_hook_file_is_named_by_the_sessions_own_id(project: Path) -> None:
+    (project / ".git").mkdir()
+    sid = str(uuid.uuid4())
+    spec = LaunchSpec(name="bmad-sm-1-1", run_dir=project, cwd=project, session_id=sid)
+    hooks = project / ".github" / "hooks"
+    assert copilot.hook_file(spec) == hooks / f"bmad-orchestrator-{sid}.json"

@@ -2,7 +2,7 @@
 
 Copilot reads hooks only from files (the repository's `.github/hooks/*.json`, the user's
 `~/.copilot/hooks/`), never from a flag or variable, so the orchestrator writes
-`.github/hooks/bmad-orchestrator-<session>.json` at the root of the repository the session runs
+`.github/hooks/bmad-orchestrator-<session id>.json` at the root of the repository the session runs
 in (the story's worktree, where it is never committed, or the project) and removes it when the
 session ends. Repository hooks load once the folder is trusted (the trust screen is answered).
 `agentStop` also fires for subagents' turns (with an empty `transcriptPath`): those are not the
@@ -64,8 +64,10 @@ def repository_root(cwd: Path) -> Path:
 
 
 def hook_file(spec: LaunchSpec) -> Path:
-    """Where this session's hooks go."""
-    return repository_root(spec.cwd) / ".github" / "hooks" / f"bmad-orchestrator-{spec.name}.json"
+    """Where this session's hooks go: named by its fresh session id, so no file a repository
+    holds can be in the way."""
+    folder = repository_root(spec.cwd) / ".github" / "hooks"
+    return folder / f"bmad-orchestrator-{spec.session_id}.json"
 
 
 def hooks() -> dict[str, object]:
