@@ -265,3 +265,7 @@ def test_a_sprint_status_alias_bomb_is_refused_in_seconds(
     assert "aliases are expanded" in result.stderr and "Traceback" not in result.stderr
     status = cli("status", project / "epic.yaml", timeout=60)  # and status answers at once
     assert status.returncode == 0 and "Traceback" not in status.stderr
+    # ... without a guess: where 1.1 stands depends on the file it could not read.
+    (row,) = json.loads(cli("status", project / "epic.yaml", "--json", timeout=60).stdout)
+    assert (row["state"], row["start"]) == ("unknown", None), row
+    assert "sprint-status.yaml cannot be read" in str(row), row

@@ -8,6 +8,7 @@ own `review -> in-progress`, and epics lifted on their first story and closed wi
 
 from __future__ import annotations
 
+import os
 import sys
 from collections.abc import Mapping
 from pathlib import Path
@@ -108,6 +109,18 @@ class BmadV6Project:
             return read_sprint(self.layout.sprint_status)
         except (OSError, SprintStatusError):
             return None
+
+    def sprint_problem(self) -> str | None:
+        """Why the project's sprint-status.yaml cannot be read (None: it can, or there is none):
+        where a story stands is then unknown, never a guess from a file that was not read."""
+        path = self.layout.sprint_status
+        if not os.path.lexists(path):
+            return None
+        try:
+            read_sprint(path)
+        except (OSError, SprintStatusError) as exc:
+            return f"{self.layout.relative(path)} cannot be read ({exc}): fix it, then run again"
+        return None
 
     def story_key(self, story_id: str) -> str:
         """The sprint-status key of `story_id` (the id itself when the file has none)."""
@@ -235,6 +248,8 @@ class BmadV6Project:
                     raw = story_status(found.read_text(errors="replace"))
                 except OSError:
                     raw = None
+            if raw is None and (problem := self.sprint_problem()) is not None:
+                return StoryStanding(story_id, rel, None, UNKNOWN, None, None, None, problem)
             start = CLASSIC_START.get(raw or tracked or "backlog")
         if start is None:
             reason = (
