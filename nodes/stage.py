@@ -25,7 +25,7 @@ from nodes.inflight import forget, recall, remember
 from nodes.nudging import Nudger
 from nodes.routing import person_asked_for, qa_failed, resolving_merge
 from orchestrator.blocking import FILES, GIT, TMUX
-from orchestrator.errors import OrchestratorError
+from orchestrator.errors import OrchestratorError, full_disk
 from orchestrator.git import (
     Workspace,
     Worktrees,
@@ -220,6 +220,8 @@ async def run_stage(
                 nudge=nudge,
             )
     except Exception as exc:  # a broken attempt is recorded and routed, never lost
+        if full := full_disk(exc):  # ... but a full disk stops the run: nothing can be recorded
+            raise full from exc
         result = WaitResult("error", detail=f"{type(exc).__name__}: {exc}")  # type: ignore[arg-type]
     finally:
         if ready_task is not None:

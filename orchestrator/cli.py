@@ -387,9 +387,9 @@ def main(argv: Sequence[str] | None = None) -> int:
     except KeyboardInterrupt:
         return 130
     except Exception as exc:
-        from orchestrator.errors import InputError  # lazily: `--help` stays fast
+        from orchestrator.errors import InputError, full_disk  # lazily: `--help` stays fast
 
-        if isinstance(exc, InputError):
+        if isinstance(exc := full_disk(exc) or exc, InputError):
             return _error(str(exc))
         traceback.print_exc()
         print(

@@ -11,7 +11,8 @@ OrchestratorError
 │   ├── RunLockedError         another live run holds this state dir
 │   ├── CheckpointError        the checkpoint file is corrupt or truncated
 │   ├── EpicChangedError       --resume against an epic.yaml that changed since the run began
-│   └── IsolationError         worktree isolation cannot start (no repository, uncommitted changes)
+│   ├── IsolationError         worktree isolation cannot start (no repository, uncommitted changes)
+│   └── DiskFullError          the disk or quota is full: the run stops, resumable
 ├── GitError                   a git command failed or passed its deadline (it is killed)
 ├── DeadlineExceeded           a blocking call did not return in time (its thread is abandoned)
 └── TmuxError                  a tmux command failed
@@ -23,6 +24,8 @@ The CLI maps `InputError` to exit 2 with its message; anything else is an intern
 """
 
 from __future__ import annotations
+
+import errno
 
 
 class OrchestratorError(Exception):
@@ -83,3 +86,23 @@ class DeliveryError(TmuxError):
 
 class DeadlineExceeded(OrchestratorError, TimeoutError):
     """A blocking call (tmux, git, a file) did not return within its whole-operation deadline."""
+
+
+class DiskFullError(InputError):
+    """The disk (or the user's quota) is full: the run stops, resumable once space is freed."""
+
+
+def full_disk(exc: BaseException) -> DiskFullError | None:
+    """`exc` as a DiskFullError when it (or what caused it) says the disk is full, else None."""
+    if isinstance(exc, DiskFullError):
+        return exc
+    seen: BaseException | None = exc
+    while seen is not None:
+        full = isinstance(seen, OSError) and seen.errno in (errno.ENOSPC, errno.EDQUOT)
+        said = str(seen)  # SQLite's words, and the system's as git or a tool quote them
+        if full or "database or disk is full" in said or "No space left on device" in said:
+            return DiskFullError(
+                f"the disk is full ({seen}): free some space, then run again with --resume"
+            )
+        seen = seen.__cause__ or seen.__context__
+    return None

@@ -135,7 +135,9 @@ class StoryDriver:
                 "start_at": standing.start,
                 "policy": self.config.story_policy(),
             }
-        if start is not None or snapshot.next:
+        # `next` leaves out a step whose writes were saved but not its checkpoint (a crash, a
+        # full disk between the two): its tasks still show, and the stream goes on from them.
+        if start is not None or snapshot.next or snapshot.tasks:
             self.on_start(story)
             async for chunk in self.graph.astream(  # type: ignore[call-overload]
                 start,

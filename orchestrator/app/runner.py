@@ -12,6 +12,7 @@ from __future__ import annotations
 import asyncio
 import signal
 import sys
+from collections import Counter
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
@@ -35,7 +36,7 @@ from orchestrator.app.runs import (
 from orchestrator.app.schedule import Schedule
 from orchestrator.blocking import FILES, GIT, TMUX
 from orchestrator.defaults import ExitCode
-from orchestrator.errors import CheckpointError, InputError
+from orchestrator.errors import CheckpointError, InputError, full_disk
 from orchestrator.files import StateDir
 from orchestrator.git import Worktrees, check_repository, stop_running_git
 from orchestrator.methods import Project, StartAt, get_method
@@ -224,7 +225,7 @@ class EpicRunner:
         finally:
             for sig in HANDLED_SIGNALS:
                 loop.remove_signal_handler(sig)
-            if self.interrupted:
+            if self.interrupted or sys.exc_info()[0] is not None:  # ended early: nothing left
                 stop_running_git()  # a git killed mid-command gets to remove its index.lock
                 await self._kill_run_sessions()
             await TMUX.run(manager.server.remove_idle_socket)
@@ -329,6 +330,8 @@ class EpicRunner:
         try:
             return await self.driver.drive(story)
         except Exception as exc:
+            if full := full_disk(exc):  # every story would fail alike: the run stops, resumable
+                raise full from exc
             manager = await TMUX.run(self.context.manager)
             manager.events.write("story-error", story=story, error=f"{type(exc).__name__}: {exc}")
             return StoryReport(
@@ -385,10 +388,7 @@ class EpicRunner:
             if r.result == "waiting" and r.waiting:
                 answer = "\n    ".join(r.waiting.get("answer") or [])
                 print(f"waiting for a person: story {r.story_id}; answer with:\n    {answer}")
-        counts = {
-            result: sum(r.result == result for r in reports)
-            for result in {r.result for r in reports}
-        }
+        counts = dict(Counter(r.result for r in reports))
         self.notifier.send(
             "run_finished",
             epic=str(self.config.source),

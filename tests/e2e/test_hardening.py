@@ -5,10 +5,12 @@ from __future__ import annotations
 
 import json
 import os
+import shlex
 import shutil
 import signal
 import sqlite3
 import stat
+import subprocess
 import sys
 from pathlib import Path
 
@@ -21,6 +23,7 @@ from orchestrator.methods.bmad_v4.rehearsal import draft_story
 from orchestrator.tmux import TmuxAgentManager, TmuxServer, socket_path
 from tests.helpers import (
     DEMO,
+    REPO,
     alive,
     cli,
     dripping_server,
@@ -281,6 +284,53 @@ async def test_a_draft_written_just_before_a_crash_and_a_reboot_is_taken_not_red
     (sm,) = [r for r in stories(report(demo))["1.1"]["runs"] if r["stage"] == "sm"]
     assert sm["outcome"] == "drafted" and "not run again" in " ".join(sm["warnings"])
     assert await sessions_left(demo, socket) == []
+
+
+def _can_mount_a_small_disk() -> bool:
+    """Whether this user may mount a tmpfs in a namespace of its own (`unshare -rm`)."""
+    if shutil.which("unshare") is None:
+        return False
+    done = subprocess.run(
+        ["unshare", "-rm", "sh", "-c", "mount -t tmpfs -o size=4k tmpfs /mnt"],
+        capture_output=True,
+        check=False,
+    )
+    return done.returncode == 0
+
+
+@pytest.mark.skipif(not _can_mount_a_small_disk(), reason="cannot mount a tmpfs (unshare -rm)")
+@pytest.mark.parametrize("kilobytes", [100, 160, 240])  # full at SM, at PO, at Dev or QA
+def test_a_full_disk_ends_the_run_with_a_sentence_and_resume_finishes_it(
+    demo: Path, socket: str, tmp_path: Path, kilobytes: int
+) -> None:
+    """The state dir on a disk that fills mid-run (a small tmpfs), then grows: once an internal
+    error, or a story reported failed by the resume."""
+    state, out = tmp_path / "state", tmp_path / "out"
+    state.mkdir(), out.mkdir()
+    epic = write_epic(
+        demo, socket, stories=["1.1"], state_dir=str(state), agent={"profile": "simulated"}
+    )
+    run = shlex.join([sys.executable, "-m", "orchestrator", str(epic), "--plain"])
+    q = {name: shlex.quote(str(path)) for name, path in (("state", state), ("out", out))}
+    script = f"""
+        mount -t tmpfs -o size={kilobytes}k,mode=700 tmpfs {q["state"]} || exit 99
+        {run} > {q["out"]}/first.txt 2>&1; echo $? > {q["out"]}/first.rc
+        tmux -L {shlex.quote(socket)} ls -F '#{{session_name}}' > {q["out"]}/left.txt 2>/dev/null
+        mount -o remount,size=16m {q["state"]}
+        {run} --resume > {q["out"]}/second.txt 2>&1; echo $? > {q["out"]}/second.rc
+        cp {q["state"]}/simulated/runs.json {q["out"]}/runs.json
+    """
+    done = subprocess.run(["unshare", "-rm", "sh", "-c", script], cwd=REPO, timeout=300)
+    assert done.returncode == 0
+    first, second = (out / "first.txt").read_text(), (out / "second.txt").read_text()
+    assert (out / "first.rc").read_text().strip() == "2", first
+    assert "error: the disk is full" in first and "--resume" in first, first
+    assert "Traceback" not in first and "internal error" not in first, first
+    assert (out / "left.txt").read_text() == ""  # no session left behind
+    assert (out / "second.rc").read_text().strip() == "0", second
+    assert "1.1: done" in second, second
+    ran = json.loads((out / "runs.json").read_text())["1.1"]
+    assert set(ran) == {"sm", "po", "dev", "qa"}, ran
 
 
 # --- 6. descendants of a vanished session ------------------------------------------------------
