@@ -29,6 +29,7 @@ from urllib.parse import unquote, urlsplit, urlunsplit
 
 from pydantic import Field, field_serializer, field_validator
 
+from orchestrator import commands
 from orchestrator.app.ids import CONTROL
 from orchestrator.app.runs import StoryReport
 from orchestrator.eventlog import EventLog
@@ -218,13 +219,12 @@ class Notifier:
     def _run(self, data: bytes) -> None:
         """The command, the JSON on stdin; only the tail of its stderr is kept."""
         with tempfile.TemporaryFile() as stderr:
-            done = subprocess.run(
+            done = commands.run(  # past the timeout, stopped with whatever it started
                 self.settings.command,
                 input=data,
                 stdout=subprocess.DEVNULL,
                 stderr=stderr,
                 timeout=self.settings.timeout,
-                check=False,
             )
             if done.returncode == 0:
                 return

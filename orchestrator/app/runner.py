@@ -17,6 +17,7 @@ from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
 
+from orchestrator import commands
 from orchestrator.app import isolation, people
 from orchestrator.app.config import EpicConfig
 from orchestrator.app.driver import StoryDriver
@@ -38,7 +39,7 @@ from orchestrator.blocking import FILES, GIT, TMUX
 from orchestrator.defaults import ExitCode
 from orchestrator.errors import CheckpointError, InputError, full_disk
 from orchestrator.files import StateDir
-from orchestrator.git import Worktrees, check_repository, stop_running_git
+from orchestrator.git import Worktrees, check_repository
 from orchestrator.methods import Project, StartAt, get_method
 from orchestrator.tmux.names import new_run_id
 from orchestrator.ui.board import Display, make_display
@@ -226,7 +227,7 @@ class EpicRunner:
             for sig in HANDLED_SIGNALS:
                 loop.remove_signal_handler(sig)
             if self.interrupted or sys.exc_info()[0] is not None:  # ended early: nothing left
-                stop_running_git()  # a git killed mid-command gets to remove its index.lock
+                commands.stop_running()  # a git stopped mid-command removes its index.lock
                 await self._kill_run_sessions()
             await TMUX.run(manager.server.remove_idle_socket)
             self.display.close()

@@ -20,7 +20,7 @@ from orchestrator.git.merges import (
     merge_story,
     unresolved,
 )
-from orchestrator.git.repo import Git, git_available, stop_running_git
+from orchestrator.git.repo import Git, git_available
 from orchestrator.git.worktrees import INTEGRATION, Workspace, Worktrees
 
 __all__ = [
@@ -39,7 +39,6 @@ __all__ = [
     "find_toplevel",
     "git_available",
     "merge_story",
-    "stop_running_git",
     "tracks_project",
     "unresolved",
 ]

@@ -8,15 +8,13 @@ a commit never fails for want of `user.name`.
 
 from __future__ import annotations
 
-import contextlib
 import os
 import shutil
-import signal
 import subprocess
-import threading
 from collections.abc import Mapping, Sequence
 from pathlib import Path
 
+from orchestrator import commands
 from orchestrator.errors import GitError
 
 # Settings for the orchestrator's own git commands only (never written to any config file).
@@ -47,33 +45,7 @@ REPOSITORY_VARIABLES = (
 # Whole-command deadline: far above any merge or status of a real repository, and what a
 # merge driver or filter that never returns costs before the story goes on without it.
 GIT_TIMEOUT = 600.0
-KILL_GRACE = 2.0  # seconds a stopped git gets to remove its lock files
 MIN_VERSION = (2, 31)  # GIT_CONFIG_COUNT, `worktree add` and `merge --abort` as used here
-
-
-_RUNNING: set[subprocess.Popen[bytes]] = set()
-_RUNNING_LOCK = threading.Lock()
-
-
-def _kill_group(process: subprocess.Popen[bytes], grace: float = KILL_GRACE) -> None:
-    """SIGTERM first (git then removes its own `index.lock`), then SIGKILL to whatever of the
-    group is left after `grace` s (a driver that ignores SIGTERM would hold git's pipes)."""
-    with contextlib.suppress(ProcessLookupError, PermissionError):
-        os.killpg(process.pid, signal.SIGTERM)
-    with contextlib.suppress(subprocess.TimeoutExpired):
-        process.wait(grace)
-    with contextlib.suppress(ProcessLookupError, PermissionError):
-        os.killpg(process.pid, signal.SIGKILL)
-
-
-def stop_running_git() -> int:
-    """Stop every git command of this process still running (with what it started): an
-    interrupted run leaves no git behind holding `index.lock`. Returns how many."""
-    with _RUNNING_LOCK:
-        running = [process for process in _RUNNING if process.poll() is None]
-    for process in running:
-        _kill_group(process)
-    return len(running)
 
 
 def git_available() -> bool:
@@ -141,36 +113,24 @@ class Git:
         self, *args: str, input: bytes | None = None, check: bool = True
     ) -> subprocess.CompletedProcess[bytes]:
         """Run `git args...`; with `check`, a non-zero exit raises GitError. Past `timeout`
-        seconds git and everything it started (hooks are off, but merge drivers and filters
-        run) are killed and GitError says so."""
+        seconds git and everything it started (merge drivers, filters) are stopped and GitError
+        says so."""
         try:
-            process = subprocess.Popen(
+            done = commands.run(
                 self._argv(args),
                 cwd=self.cwd,
                 env=clean_environment(self.env),
-                stdin=subprocess.PIPE if input is not None else subprocess.DEVNULL,
-                stdout=subprocess.PIPE,
-                stderr=subprocess.PIPE,
-                start_new_session=True,  # its own group: a timeout or a stop kills it whole
+                input=input,
+                timeout=self.timeout,
             )
+        except subprocess.TimeoutExpired:
+            raise GitError(
+                f"git {' '.join(args[:3])} did not finish within {self.timeout:g} s; it was stopped"
+            ) from None
         except FileNotFoundError as exc:
             if not self.cwd.is_dir():
                 raise GitError(f"git {args[0]}: folder {self.cwd} does not exist") from None
             raise GitError(f"git is not installed or not on PATH ({exc})") from None
-        with _RUNNING_LOCK:
-            _RUNNING.add(process)
-        try:
-            stdout, stderr = process.communicate(input, timeout=self.timeout)
-        except subprocess.TimeoutExpired:
-            _kill_group(process)
-            process.communicate()
-            raise GitError(
-                f"git {' '.join(args[:3])} did not finish within {self.timeout:g} s; it was stopped"
-            ) from None
-        finally:
-            with _RUNNING_LOCK:
-                _RUNNING.discard(process)
-        done = subprocess.CompletedProcess(process.args, process.returncode, stdout, stderr)
         if check and done.returncode != 0:
             raise GitError(_describe(args, done))
         return done

@@ -26,6 +26,7 @@ from dataclasses import dataclass
 from pathlib import Path
 from types import MappingProxyType
 
+from orchestrator import commands
 from orchestrator.errors import GitError, IsolationError
 from orchestrator.files import StateDir, open_private, write_private
 from orchestrator.git.checks import find_toplevel, ignore_pattern, user_excludes
@@ -329,15 +330,13 @@ class Worktrees:
                 log.write(f"$ {' '.join(command)}\n".encode())
                 log.flush()
                 try:
-                    done = subprocess.run(
+                    done = commands.run(
                         command,
                         cwd=workspace.project,
                         env=env,
-                        stdin=subprocess.DEVNULL,
                         stdout=log,
                         stderr=subprocess.STDOUT,
                         timeout=self.setup_timeout,
-                        check=False,
                     )
                 except FileNotFoundError:
                     raise GitError(f"git.setup: {command[0]!r} is not on PATH") from None

@@ -6,15 +6,15 @@ import asyncio
 import subprocess
 import sys
 import threading
-import time
 from pathlib import Path
 
 import pytest
 
 from orchestrator.blocking import Pool
+from orchestrator.commands import stop_running
 from orchestrator.errors import DeadlineExceeded, GitError
-from orchestrator.git import Git, stop_running_git
-from tests.helpers import alive, git, git_repo, write
+from orchestrator.git import Git
+from tests.helpers import git, git_repo, gone, write
 
 
 async def test_a_call_past_its_deadline_raises_and_other_kinds_go_on() -> None:
@@ -69,16 +69,6 @@ def test_a_stuck_call_never_keeps_the_process_alive() -> None:
     assert done.stdout == "gave up\n"
 
 
-def gone(pid: int, within: float = 10.0) -> bool:
-    """Whether `pid` is dead by `within` s (a SIGKILL lands a moment after it is sent)."""
-    deadline = time.monotonic() + within
-    while alive(pid):
-        if time.monotonic() > deadline:
-            return False
-        time.sleep(0.02)
-    return True
-
-
 def _repo_with_a_hanging_merge_driver(tmp_path: Path) -> tuple[Git, Path]:
     """Two branches editing one file whose merge driver never returns (it writes its pid)."""
     repo = git_repo(write(tmp_path / "repo" / "status.txt", "a\n").parent)
@@ -112,7 +102,7 @@ async def test_stopping_running_git_frees_its_thread_and_leaves_no_lock(tmp_path
     while not pid_file.exists() or not pid_file.read_text().strip():
         assert asyncio.get_running_loop().time() < deadline, "the merge driver never started"
         await asyncio.sleep(0.05)
-    assert stop_running_git() == 1
+    assert stop_running() == 1
     with pytest.raises(GitError):
         await asyncio.wait_for(merging, 30)
     assert gone(int(pid_file.read_text()))

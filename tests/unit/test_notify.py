@@ -17,7 +17,7 @@ from orchestrator.app import notify
 from orchestrator.app.notify import Notifier, NotifySettings
 from orchestrator.eventlog import EventLog
 from orchestrator.files import StateDir
-from tests.helpers import dripping_server
+from tests.helpers import dripping_server, gone
 
 
 @pytest.fixture
@@ -106,3 +106,16 @@ def test_a_notice_commands_output_is_not_kept_only_its_stderr_tail(events: Event
     (failure,) = written(events, "notify-error")
     assert "exited 3" in str(failure["error"]) and str(failure["error"]).endswith("THE END")
     assert len(str(failure["error"])) <= 300
+
+
+def test_a_notice_command_past_its_timeout_is_stopped_with_what_it_started(
+    events: EventLog, tmp_path: Path
+) -> None:
+    """`subprocess.run(timeout=)` killed the shell only: its children ran on, holding files."""
+    pid_file = tmp_path / "child.pid"
+    command = ["sh", "-c", f"sleep 1000 & echo $! > {pid_file}; wait"]
+    notifier = Notifier(NotifySettings(command=command, timeout=1.0), events)
+    notifier._deliver({"event": "story_done"})
+    (failure,) = written(events, "notify-error")
+    assert "timed out after 1" in str(failure["error"])
+    assert gone(int(pid_file.read_text()))
