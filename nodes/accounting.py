@@ -18,8 +18,12 @@ from orchestrator.agents.clis.base import UsageQuery
 from orchestrator.agents.prices import priced
 from orchestrator.agents.profiles import AgentProfile
 from orchestrator.agents.usage import Usage
+from orchestrator.blocking import FILES
+from orchestrator.errors import DeadlineExceeded
 from orchestrator.tmux import AgentSession
 from state import StoryContext
+
+USAGE_DEADLINE = 30.0  # seconds for a CLI's usage records to be read
 
 
 def usage_query(session: AgentSession, cwd: Path) -> UsageQuery:
@@ -51,6 +55,17 @@ def read_usage(
     return priced(record.per_model, record.usd, context.prices(), source=record.source)
 
 
+async def attempt_usage(
+    profile: AgentProfile, session: AgentSession, cwd: Path, context: StoryContext
+) -> Usage | None:
+    """`read_usage` on the files pool: records that do not come back in time are unknown (a
+    transcript on a hung network mount never holds up the story)."""
+    try:
+        return await FILES.run(read_usage, profile, session, cwd, context, deadline=USAGE_DEADLINE)
+    except DeadlineExceeded:
+        return None
+
+
 def live_reader(
     profile: AgentProfile, session: AgentSession, cwd: Path, context: StoryContext
 ) -> Callable[[], Usage | None]:
@@ -64,3 +79,12 @@ def run_budget_stop(context: StoryContext) -> str | None:
         return None
     reason = context.run_budget.exceeded_by(context.ledger().total())
     return f"run budget reached: {reason}" if reason else None
+
+
+async def budget_stop(context: StoryContext) -> str | None:
+    """`run_budget_stop` on the files pool; live usage that cannot be read in time counts as
+    unknown (nothing), as any unknown usage does."""
+    try:
+        return await FILES.run(run_budget_stop, context, deadline=USAGE_DEADLINE)
+    except DeadlineExceeded:
+        return None

@@ -20,7 +20,7 @@ from typing import Any
 
 from langgraph.runtime import Runtime
 
-from nodes.accounting import live_reader, read_usage, run_budget_stop
+from nodes.accounting import attempt_usage, budget_stop, live_reader
 from nodes.inflight import forget, recall, remember
 from nodes.nudging import Nudger
 from nodes.routing import person_asked_for, qa_failed, resolving_merge
@@ -70,7 +70,7 @@ async def run_stage(
     runtime: Runtime[StoryContext] | None = None,
 ) -> dict[str, Any]:
     """One attempt of `stage` for the story in `state`; returns the partial state update."""
-    if stop := await FILES.run(run_budget_stop, context):
+    if stop := await budget_stop(context):
         # No attempt: the stage is left to run again once the budget is raised.
         return {"stage": stage, "outcome": None, "budget_stop": stop}
     manager: TmuxAgentManager = await TMUX.run(context.manager)
@@ -240,7 +240,7 @@ async def run_stage(
             warnings.append(f"{profile.name} skipped its hooks: {said}")
             manager.events.write("cli-warning", session=session.name, warning=said)
     if session is not None:
-        usage = await FILES.run(read_usage, profile, session, cwd, context)
+        usage = await attempt_usage(profile, session, cwd, context)
         ledger.add(usage)
     if result.reason == "needs_input" and (asked := nudge.question_detail()):
         result = dataclasses.replace(result, detail=asked)

@@ -6,6 +6,7 @@ from __future__ import annotations
 
 import json
 import shutil
+import threading
 import uuid
 from collections.abc import AsyncIterator
 from pathlib import Path
@@ -13,6 +14,7 @@ from typing import Any
 
 import pytest
 
+from nodes import accounting
 from nodes.stage import run_stage
 from orchestrator.agents.clis import copilot
 from orchestrator.agents.clis.base import LaunchSpec
@@ -221,3 +223,17 @@ def test_copilots_hook_file_is_named_by_the_sessions_own_id(project: Path) -> No
     spec = LaunchSpec(name="bmad-sm-1-1", run_dir=project, cwd=project, session_id=sid)
     hooks = project / ".github" / "hooks"
     assert copilot.hook_file(spec) == hooks / f"bmad-orchestrator-{sid}.json"
+
+
+async def test_usage_records_that_never_come_back_are_unknown_and_hold_nothing_up(
+    stage: Any, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """A transcript on a mount that hangs: the attempt ends at once with its usage unknown."""
+    hung = threading.Event()
+    monkeypatch.setattr(accounting, "USAGE_DEADLINE", 0.5)
+    monkeypatch.setattr(accounting, "read_usage", lambda *args: hung.wait())
+    try:
+        _, record = await stage("claude", "--usage", USAGE)
+    finally:
+        hung.set()
+    assert (record.end, record.outcome, record.usage) == ("done", "drafted", None)
