@@ -200,10 +200,8 @@ def _graph(args: argparse.Namespace) -> int:
     from orchestrator.ui.graph import story_graph_ascii, story_graph_mermaid
 
     print(story_graph_mermaid())
-    if not args.mermaid_only:
-        drawing = story_graph_ascii()
-        if drawing:
-            print(drawing)
+    if not args.mermaid_only and (drawing := story_graph_ascii()):
+        print(drawing)
     return 0
 
 
@@ -386,6 +384,9 @@ def main(argv: Sequence[str] | None = None) -> int:
         return int(args.handler(args))
     except KeyboardInterrupt:
         return 130
+    except BrokenPipeError:  # `... | head` stopped reading: not an error, and nothing more to say
+        os.dup2(os.open(os.devnull, os.O_WRONLY), sys.stdout.fileno())
+        return 0
     except Exception as exc:
         from orchestrator.errors import InputError, full_disk  # lazily: `--help` stays fast
 

@@ -6,6 +6,7 @@ import os
 import shutil
 import signal
 import subprocess
+import sys
 from pathlib import Path
 from typing import Any
 
@@ -14,6 +15,7 @@ import pytest
 from orchestrator.app.runs import load_records
 from orchestrator.tmux import TmuxAgentManager, TmuxServer
 from tests.helpers import (
+    REPO,
     cli,
     events,
     report,
@@ -254,6 +256,21 @@ def test_graph_subcommand_prints_mermaid() -> None:
     for edge in ("sm", "po", "dev", "qa", "done", "failed"):
         assert edge in result.stdout
     assert result.stdout.lstrip().startswith(("graph", "---", "%%"))
+
+
+def test_a_reader_that_stops_early_is_no_error() -> None:
+    """`graph | head -1` once ended in a BrokenPipeError traceback and exit 1."""
+    read_end, write_end = os.pipe()
+    os.close(read_end)  # the reader is gone before anything is written
+    try:
+        done = subprocess.run(
+            [sys.executable, "-m", "orchestrator", "graph"],
+            cwd=REPO, stdout=write_end, stderr=subprocess.PIPE, text=True, timeout=60,
+        )  # fmt: skip
+    finally:
+        os.close(write_end)
+    assert done.returncode == 0, done.stderr
+    assert done.stderr == ""
 
 
 def test_simulated_agent_is_runnable_for_rehearsals() -> None:
