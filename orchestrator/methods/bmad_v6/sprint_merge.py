@@ -5,7 +5,8 @@ conflict and would send a Dev to resolve it. Here each status takes the furthest
 two sides, `last_updated` the later stamp, and everything else must agree; the result is
 written to OURS (exit 0), or OURS is left as it is (exit 1: git reports the conflict).
 Standard library only and run without `site`, so it starts in a few milliseconds; the status
-order is defined here and imported by `sprint.py`.
+order is defined here and imported by `sprint.py`. Linear in the file size, whatever its lines
+hold (no pattern here can backtrack), and a file over `LIMIT` or not UTF-8 is left to git.
 """
 
 from __future__ import annotations
@@ -24,14 +25,19 @@ STORY_RANK = {
     "done": 4,
 }
 EPIC_RANK = {"backlog": 0, "in-progress": 1, "contexted": 1, "done": 2}
+# The value runs to its last non-blank before `#` or the line end; `rest` is the blanks and the
+# comment after it. Each unbounded quantifier is possessive: one pass per line, whatever it holds.
+_VALUE = r"(?:[ \t]*+[^ \t#\r\n]++)*+"
+_REST = r"[ \t]*+(?:#[^\r\n]*+)?+"
 ENTRY = re.compile(
-    r"^(?P<indent>[ \t]+)(?P<key>[\w.-]+)[ \t]*:[ \t]*(?P<value>[^#\r\n]*?)"
-    r"(?P<rest>[ \t]*(?:#[^\r\n]*)?)(?P<eol>\r?\n?)$"
+    rf"^(?P<indent>[ \t]++)(?P<key>[\w.-]++)[ \t]*+:[ \t]*+(?P<value>{_VALUE})"
+    rf"(?P<rest>{_REST})(?P<eol>\r?\n?)$"
 )
-SECTION = re.compile(r"^development_status[ \t]*:")
-STAMP = re.compile(
-    r"^(last_updated[ \t]*:[ \t]*)(?P<value>[^#\r\n]*?)([ \t]*(?:#[^\r\n]*)?)(\r?\n?)$"
-)
+SECTION = re.compile(r"^development_status[ \t]*+:")
+STAMP = re.compile(rf"^(last_updated[ \t]*+:[ \t]*+)(?P<value>{_VALUE})({_REST})(\r?\n?)$")
+_EPIC = re.compile(r"epic-(\d++)")
+_STORY = re.compile(r"(\d++)-\d++[a-z]?+-")  # a story key; group 1 is its epic number
+LIMIT = 8 * 1024 * 1024  # bytes per side; real files are a few KB
 
 
 def rank(key: str, value: str) -> int | None:
@@ -56,12 +62,12 @@ def entries(lines: list[str]) -> dict[int, tuple[str, str]]:
     return found
 
 
-def _skeleton(lines: list[str]) -> list[str]:
-    """The file with its status values and stamp blanked: what both sides must agree on."""
+def _skeleton(lines: list[str], found: dict[int, tuple[str, str]]) -> list[str]:
+    """The file with its entries (`found`) and stamp blanked: what both sides must agree on."""
     out = list(lines)
-    for index, (key, _) in entries(lines).items():
+    for index, (key, _) in found.items():
         out[index] = f"{key}:"
-    return [STAMP.sub(r"\1", line) for line in out]
+    return [STAMP.sub(r"\1", line) if line.startswith("last_updated") else line for line in out]
 
 
 def _later(a: str, b: str) -> str:
@@ -79,12 +85,17 @@ def close_epics(lines: list[str]) -> None:
     """An epic whose stories are all done is done (each side alone saw only its own story)."""
     found = entries(lines)
     values = {key: value for key, value in found.values()}
+    all_done: dict[str, bool] = {}  # epic number -> whether each of its stories is done
+    for key, value in values.items():
+        story = _STORY.match(key)
+        if story is not None:
+            done = rank(key, value) == STORY_RANK["done"]
+            all_done[story[1]] = all_done.get(story[1], True) and done
     for index, (key, value) in found.items():
-        number = re.fullmatch(r"epic-(\d+)", key)
+        number = _EPIC.fullmatch(key)
         if number is None or value == "done":
             continue
-        stories = [k for k in values if re.match(rf"^{number[1]}-\d+[a-z]?-", k)]
-        if stories and all(rank(k, values[k]) == STORY_RANK["done"] for k in stories):
+        if all_done.get(number[1], False):
             match = ENTRY.match(lines[index])
             assert match is not None
             lines[index] = f"{match['indent']}{key}: done{match['rest']}{match['eol']}"
@@ -93,11 +104,12 @@ def close_epics(lines: list[str]) -> None:
 def merge(ours: str, theirs: str) -> str | None:
     """The merged file, or None when the sides differ in more than statuses and the stamp."""
     mine, other = ours.splitlines(keepends=True), theirs.splitlines(keepends=True)
-    if _skeleton(mine) != _skeleton(other):
+    mine_entries, other_entries = entries(mine), entries(other)
+    if _skeleton(mine, mine_entries) != _skeleton(other, other_entries):
         return None
     merged = list(mine)
-    theirs_values = {key: value for key, value in entries(other).values()}
-    for index, (key, value) in entries(mine).items():
+    theirs_values = {key: value for key, value in other_entries.values()}
+    for index, (key, value) in mine_entries.items():
         their = theirs_values.get(key, value)
         if their == value:
             continue
@@ -121,16 +133,28 @@ def merge(ours: str, theirs: str) -> str | None:
     return "".join(merged)
 
 
+def _read(path: str) -> str | None:
+    """The file's text; None (said on stderr) when it is unreadable, over `LIMIT` or not UTF-8."""
+    try:
+        with open(path, "rb") as handle:
+            data = handle.read(LIMIT + 1)
+        if len(data) > LIMIT:
+            raise ValueError(f"over {LIMIT} bytes")
+        return data.decode("utf-8")
+    except (OSError, ValueError) as exc:  # UnicodeDecodeError is a ValueError
+        print(f"sprint_merge.py: {path}: {exc}; left to git", file=sys.stderr)
+        return None
+
+
 def main(argv: list[str]) -> int:
     """BASE OURS THEIRS, as git's `%O %A %B`; the merge goes to OURS."""
     if len(argv) != 3:
         print("usage: sprint_merge.py BASE OURS THEIRS", file=sys.stderr)
         return 2
     _, ours_path, theirs_path = argv
-    with open(ours_path, encoding="utf-8", newline="") as handle:
-        ours = handle.read()
-    with open(theirs_path, encoding="utf-8", newline="") as handle:
-        theirs = handle.read()
+    ours, theirs = _read(ours_path), _read(theirs_path)
+    if ours is None or theirs is None:
+        return 1
     merged = merge(ours, theirs)
     if merged is None:
         return 1
