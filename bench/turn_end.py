@@ -22,10 +22,10 @@ import time
 import uuid
 from pathlib import Path
 
-from nodes.stage import run_stage
+from orchestrator.nodes.stage import run_stage
 from orchestrator.stages import STAGES
-from state import StoryState
-from state.context import AgentSettings, StageSettings, StoryContext
+from orchestrator.state import StoryState
+from orchestrator.state.context import AgentSettings, StageSettings, StoryContext
 
 SETTLE = 1.0
 # The agent: write the story, note when; optionally signal the turn end 0.3 s later, note when.

@@ -1,5 +1,5 @@
 """Graph assembly."""
 
-from graphs.story import build_story_graph
+from orchestrator.graphs.story import build_story_graph
 
 __all__ = ["build_story_graph"]

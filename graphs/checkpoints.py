@@ -9,9 +9,9 @@ from pathlib import Path
 from typing import Any
 from urllib.parse import unquote, urlsplit
 
-from graphs.postgres import StoryLocks, postgres_checkpointer
-from graphs.story import sqlite_checkpointer
 from orchestrator.errors import CheckpointError
+from orchestrator.graphs.postgres import StoryLocks, postgres_checkpointer
+from orchestrator.graphs.story import sqlite_checkpointer
 
 BLANK = "***"
 

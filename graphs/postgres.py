@@ -61,7 +61,7 @@ async def postgres_checkpointer(url: str) -> AsyncIterator[AsyncPostgresSaver]:
     """An async Postgres checkpointer on a connection of its own (tables made on first use)."""
     from langgraph.checkpoint.postgres.aio import AsyncPostgresSaver
 
-    from graphs.story import checkpoint_serializer
+    from orchestrator.graphs.story import checkpoint_serializer
 
     conn = await _connect(url, "checkpoints")
     try:

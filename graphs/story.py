@@ -16,7 +16,10 @@ from typing import TYPE_CHECKING
 from langgraph.checkpoint.serde.jsonplus import JsonPlusSerializer
 from langgraph.graph import START, StateGraph
 
-from nodes import (
+from orchestrator.blocking import FILES
+from orchestrator.errors import CheckpointError
+from orchestrator.files import StateDir, open_private
+from orchestrator.nodes import (
     done_node,
     failed_node,
     gate_node,
@@ -31,10 +34,7 @@ from nodes import (
     route_after_sm,
     route_start,
 )
-from orchestrator.blocking import FILES
-from orchestrator.errors import CheckpointError
-from orchestrator.files import StateDir, open_private
-from state import StoryContext, StoryInput, StoryOutput, StoryState
+from orchestrator.state import StoryContext, StoryInput, StoryOutput, StoryState
 
 if TYPE_CHECKING:
     from langgraph.checkpoint.sqlite.aio import AsyncSqliteSaver
@@ -48,7 +48,7 @@ STAGE_ROUTES = {
 
 
 STATE_TYPES = [
-    ("state.story", name)
+    ("orchestrator.state.story", name)
     for name in (
         "StoryState",
         "StoryInput",

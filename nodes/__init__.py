@@ -1,8 +1,8 @@
 """One node per stage, the integrate node, plus the routing functions."""
 
-from nodes.gate import gate_node
-from nodes.integrate import integrate_node
-from nodes.routing import (
+from orchestrator.nodes.gate import gate_node
+from orchestrator.nodes.integrate import integrate_node
+from orchestrator.nodes.routing import (
     failure_reason,
     route_after_dev,
     route_after_gate,
@@ -12,8 +12,8 @@ from nodes.routing import (
     route_after_sm,
     route_start,
 )
-from nodes.stage import make_stage_node, run_stage
-from nodes.terminal import done_node, failed_node, over_budget_node
+from orchestrator.nodes.stage import make_stage_node, run_stage
+from orchestrator.nodes.terminal import done_node, failed_node, over_budget_node
 
 __all__ = [
     "done_node",

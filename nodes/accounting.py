@@ -20,8 +20,8 @@ from orchestrator.agents.profiles import AgentProfile
 from orchestrator.agents.usage import Usage
 from orchestrator.blocking import FILES
 from orchestrator.errors import DeadlineExceeded
+from orchestrator.state import StoryContext
 from orchestrator.tmux import AgentSession
-from state import StoryContext
 
 USAGE_DEADLINE = 30.0  # seconds for a CLI's usage records to be read
 

@@ -14,9 +14,9 @@ from typing import Any, Literal
 from langgraph.types import interrupt
 from pydantic import BaseModel
 
-from nodes.routing import asks_person
+from orchestrator.nodes.routing import asks_person
 from orchestrator.stages import GateName
-from state import GateRecord, StoryState
+from orchestrator.state import GateRecord, StoryState
 
 
 class Answer(BaseModel):

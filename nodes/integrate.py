@@ -14,11 +14,11 @@ from typing import Any
 
 from langgraph.runtime import Runtime
 
-from nodes.stage import emit
 from orchestrator.blocking import FILES, GIT
 from orchestrator.errors import OrchestratorError
 from orchestrator.git import commit, describe_commit, merge_story
-from state import RecoveryEntry, StoryContext, StoryState
+from orchestrator.nodes.stage import emit
+from orchestrator.state import RecoveryEntry, StoryContext, StoryState
 
 
 async def integrate_node(state: StoryState, runtime: Runtime[StoryContext]) -> dict[str, Any]:

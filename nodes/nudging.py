@@ -16,9 +16,9 @@ from orchestrator.agents.profiles import AgentProfile
 from orchestrator.agents.steering import answered
 from orchestrator.blocking import FILES
 from orchestrator.errors import OrchestratorError
+from orchestrator.state import NudgeRecord
 from orchestrator.tmux import AgentSession, TmuxAgentManager
 from orchestrator.watch import NudgeReason
-from state import NudgeRecord
 
 # What an agent that asks a question is told: nobody is there to answer.
 UNATTENDED_ANSWER = (

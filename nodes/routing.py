@@ -10,7 +10,7 @@ import shlex
 from typing import Literal
 
 from orchestrator.stages import StartAt
-from state import StoryState
+from orchestrator.state import StoryState
 
 
 def qa_failed(state: StoryState) -> bool:

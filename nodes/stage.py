@@ -20,10 +20,6 @@ from typing import Any
 
 from langgraph.runtime import Runtime
 
-from nodes.accounting import attempt_usage, budget_stop, live_reader
-from nodes.inflight import forget, recall, remember
-from nodes.nudging import Nudger
-from nodes.routing import person_asked_for, qa_failed, resolving_merge
 from orchestrator.blocking import FILES, GIT, TMUX
 from orchestrator.errors import OrchestratorError, full_disk
 from orchestrator.git import (
@@ -35,12 +31,16 @@ from orchestrator.git import (
     unresolved,
 )
 from orchestrator.methods import Project, StageOutput, StageRequest
+from orchestrator.nodes.accounting import attempt_usage, budget_stop, live_reader
+from orchestrator.nodes.inflight import forget, recall, remember
+from orchestrator.nodes.nudging import Nudger
+from orchestrator.nodes.routing import person_asked_for, qa_failed, resolving_merge
 from orchestrator.stages import StageName
+from orchestrator.state import AttemptRecord, RecoveryEntry, StoryContext, StoryState
 from orchestrator.tmux import AgentSession, TmuxAgentManager
 from orchestrator.tmux.logs import find_in_log
 from orchestrator.tmux.screen import wait_until_ready
 from orchestrator.watch import NudgeReason, WaitResult, filesystem_now, wait_for_output
-from state import AttemptRecord, RecoveryEntry, StoryContext, StoryState
 
 StageNode = Callable[[StoryState, Runtime[StoryContext]], Awaitable[dict[str, Any]]]
 

@@ -4,8 +4,8 @@ from __future__ import annotations
 
 from typing import Any
 
-from nodes.routing import budget_exceeded, failure_reason
-from state import StoryState
+from orchestrator.nodes.routing import budget_exceeded, failure_reason
+from orchestrator.state import StoryState
 
 
 async def done_node(state: StoryState) -> dict[str, Any]:

@@ -1,7 +1,7 @@
 """The pydantic models that flow through the graphs, and the runtime context they run in."""
 
-from state.context import AgentSettings, GitSettings, StageSettings, StoryContext
-from state.story import (
+from orchestrator.state.context import AgentSettings, GitSettings, StageSettings, StoryContext
+from orchestrator.state.story import (
     AttemptRecord,
     GateRecord,
     NudgeRecord,

@@ -32,8 +32,8 @@ from orchestrator.defaults import (
 )
 from orchestrator.methods import DEFAULT_METHOD, MethodName, Project, get_method
 from orchestrator.stages import StageName
+from orchestrator.state.story import Budget
 from orchestrator.units import Duration, QuietTime
-from state.story import Budget
 
 if TYPE_CHECKING:
     from orchestrator.git import Worktrees

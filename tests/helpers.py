@@ -23,9 +23,9 @@ from orchestrator.defaults import STATE_DIR_NAME
 from orchestrator.eventlog import EventLog
 from orchestrator.files import StateDir
 from orchestrator.stages import STAGES
+from orchestrator.state import AgentSettings, StageSettings, StoryContext
 from orchestrator.tmux import TmuxAgentManager
 from orchestrator.watch import wait_for_output
-from state import AgentSettings, StageSettings, StoryContext
 
 REPO = Path(__file__).resolve().parents[1]
 DEMO = REPO / "examples" / "demo"

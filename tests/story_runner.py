@@ -9,7 +9,7 @@ import asyncio
 import sys
 from pathlib import Path
 
-from graphs.story import build_story_graph, sqlite_checkpointer
+from orchestrator.graphs.story import build_story_graph, sqlite_checkpointer
 from tests.helpers import story_context
 
 

@@ -38,10 +38,7 @@ from orchestrator.errors import ConfigError, YamlFileError
 from orchestrator.methods import DEFAULT_METHOD, MethodName, detect_method, get_method
 from orchestrator.redaction import redact_url
 from orchestrator.stages import GateName, StageName
-from orchestrator.tmux.names import sanitise
-from orchestrator.units import ByteSize
-from orchestrator.yamlfile import load_text
-from state.context import (
+from orchestrator.state.context import (
     AgentSettings,
     GitSettings,
     Isolation,
@@ -49,7 +46,10 @@ from state.context import (
     StageSettings,
     StoryContext,
 )
-from state.story import Budget, StoryPolicy
+from orchestrator.state.story import Budget, StoryPolicy
+from orchestrator.tmux.names import sanitise
+from orchestrator.units import ByteSize
+from orchestrator.yamlfile import load_text
 
 NESTED = "nested too deeply to be an epic configuration"
 

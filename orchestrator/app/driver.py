@@ -19,10 +19,10 @@ from orchestrator.app.runs import RunRecord, StoryReport, story_report
 from orchestrator.blocking import FILES
 from orchestrator.git import Worktrees
 from orchestrator.methods import StartAt, StoryStanding
-from state import StoryContext, StoryState
+from orchestrator.state import StoryContext, StoryState
 
 if TYPE_CHECKING:
-    from graphs.postgres import StoryLocks
+    from orchestrator.graphs.postgres import StoryLocks
 
 OVER_BUDGET = "over_budget"
 

@@ -20,7 +20,7 @@ from orchestrator.git import Worktrees, bring_home, commits_ahead, find_toplevel
 from orchestrator.git.checks import untracked_files
 from orchestrator.git.worktrees import WORKTREES_DIR
 from orchestrator.methods import Project, StartAt, StoryStanding, get_method
-from state.context import Isolation
+from orchestrator.state.context import Isolation
 
 
 def choose_isolation(config: EpicConfig, parallel: int) -> tuple[Isolation, str | None]:

@@ -34,7 +34,7 @@ from orchestrator.app.ids import CONTROL
 from orchestrator.app.runs import StoryReport
 from orchestrator.eventlog import EventLog
 from orchestrator.redaction import redact_url
-from state.context import Settings
+from orchestrator.state.context import Settings
 
 NoticeEvent = Literal["story_done", "story_failed", "waiting_for_person", "run_finished"]
 NOTICE_EVENTS: tuple[NoticeEvent, ...] = (

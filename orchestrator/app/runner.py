@@ -170,8 +170,8 @@ class EpicRunner:
             print(f"warning: {message}", flush=True)
 
     async def _run_locked(self, record: RunRecord) -> int:
-        from graphs.checkpoints import run_checkpointer
-        from graphs.story import build_story_graph
+        from orchestrator.graphs.checkpoints import run_checkpointer
+        from orchestrator.graphs.story import build_story_graph
 
         config = self.config
         self.record = record

@@ -238,7 +238,7 @@ def set_aside_broken_checkpoint(path: Path) -> str | None:
 
     The runs that used it are marked abandoned: they cannot be resumed. Returns what happened.
     """
-    from graphs.story import check_sqlite_checkpoint
+    from orchestrator.graphs.story import check_sqlite_checkpoint
 
     try:
         check_sqlite_checkpoint(path)

@@ -213,10 +213,10 @@ class StoryActivities:
         return StoryOutcome(job.story, self.host, report.result, report.reason, account)
 
     async def _drive(self, job: StoryJob) -> Any:
-        from graphs.checkpoints import postgres_pair
-        from graphs.story import build_story_graph
         from orchestrator.app.driver import StoryDriver
         from orchestrator.app.runs import RunRecord
+        from orchestrator.graphs.checkpoints import postgres_pair
+        from orchestrator.graphs.story import build_story_graph
 
         config = self.config
         url = config.checkpointer_url()

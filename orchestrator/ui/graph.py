@@ -5,7 +5,7 @@ from __future__ import annotations
 
 def story_graph_mermaid() -> str:
     """The story graph as Mermaid text (offline)."""
-    from graphs.story import build_story_graph
+    from orchestrator.graphs.story import build_story_graph
 
     return build_story_graph().compile().get_graph().draw_mermaid()
 
@@ -13,7 +13,7 @@ def story_graph_mermaid() -> str:
 def story_graph_ascii() -> str | None:
     """ASCII boxes, or None without grandalf. Retry self-loops are left out: grandalf cannot
     route an edge from a box to itself."""
-    from graphs.story import build_story_graph
+    from orchestrator.graphs.story import build_story_graph
 
     drawing = build_story_graph().compile().get_graph()
     drawing.edges = [edge for edge in drawing.edges if edge.source != edge.target]

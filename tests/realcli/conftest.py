@@ -11,11 +11,11 @@ from typing import Any
 
 import pytest
 
-from graphs.story import build_story_graph
 from orchestrator.agents.prices import ModelPrice
+from orchestrator.graphs.story import build_story_graph
+from orchestrator.state import StoryPolicy, StoryState
+from orchestrator.state.context import StoryContext
 from orchestrator.tmux import TmuxAgentManager
-from state import StoryPolicy, StoryState
-from state.context import StoryContext
 from tests.helpers import story_context
 from tests.realcli.clis import RealCli, install
 

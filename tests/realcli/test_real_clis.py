@@ -14,7 +14,7 @@ import pytest
 from orchestrator.agents.prices import dollars, price_table
 from orchestrator.agents.usage import ModelTokens
 from orchestrator.methods.bmad_v4 import BmadPaths, find_story_file, read_status
-from state import StoryState
+from orchestrator.state import StoryState
 from tests.helpers import events, typed_text
 from tests.realcli.bmad import BmadBrain, Plan
 from tests.realcli.clis import RealCli, with_env

@@ -14,15 +14,15 @@ from typing import Any
 
 import pytest
 
-from nodes import accounting
-from nodes.stage import run_stage
 from orchestrator.agents.clis import copilot
 from orchestrator.agents.clis.base import LaunchSpec
 from orchestrator.agents.prices import DEFAULT_PRICES, dollars
 from orchestrator.agents.usage import ModelTokens
+from orchestrator.nodes import accounting
+from orchestrator.nodes.stage import run_stage
 from orchestrator.stages import STAGES
-from state import AttemptRecord, StoryState
-from state.context import StoryContext
+from orchestrator.state import AttemptRecord, StoryState
+from orchestrator.state.context import StoryContext
 from tests.helpers import recorded_prompts, simulated_argv, story_context
 
 USAGE = "1000:200:5000:300"

@@ -7,8 +7,8 @@ from pathlib import Path
 from langgraph.graph import END, START, StateGraph
 from pydantic import BaseModel
 
-from graphs.story import build_story_graph
-from state.context import StoryContext
+from orchestrator.graphs.story import build_story_graph
+from orchestrator.state.context import StoryContext
 from tests.helpers import story_context
 
 

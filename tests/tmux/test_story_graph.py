@@ -7,11 +7,11 @@ from pathlib import Path
 
 import pytest
 
-from graphs.story import build_story_graph
+from orchestrator.graphs.story import build_story_graph
 from orchestrator.methods.bmad_v4 import BmadPaths, find_story_file, read_po_decisions, read_status
+from orchestrator.state import GitSettings, StoryPolicy, StoryState
+from orchestrator.state.context import StoryContext
 from orchestrator.tmux import TmuxAgentManager
-from state import GitSettings, StoryPolicy, StoryState
-from state.context import StoryContext
 from tests.helpers import recorded_prompts, runs, story_context
 
 

@@ -14,7 +14,6 @@ from typing import Any
 
 import pytest
 
-from nodes.stage import run_stage
 from orchestrator.agents.clis.base import (
     ATTENTION_HOOK,
     ENDED_HOOK,
@@ -23,9 +22,10 @@ from orchestrator.agents.clis.base import (
     TURN_END_HOOK,
 )
 from orchestrator.agents.simulated import QUESTION
+from orchestrator.nodes.stage import run_stage
 from orchestrator.stages import STAGES
-from state import AttemptRecord, StoryPolicy, StoryState
-from state.context import StoryContext
+from orchestrator.state import AttemptRecord, StoryPolicy, StoryState
+from orchestrator.state.context import StoryContext
 from tests.helpers import events, recorded_prompts, simulated_argv, story_context, typed_text
 
 REVISABLE = """# Story 1.1: Add a todo

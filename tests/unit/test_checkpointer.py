@@ -8,9 +8,9 @@ from pathlib import Path
 
 import pytest
 
-from graphs.checkpoints import run_checkpointer, scrubbed
-from graphs.story import sqlite_checkpointer
 from orchestrator.errors import CheckpointError
+from orchestrator.graphs.checkpoints import run_checkpointer, scrubbed
+from orchestrator.graphs.story import sqlite_checkpointer
 
 
 async def test_the_checkpointer_commits_to_a_wal_synced_at_checkpoints(tmp_path: Path) -> None:

@@ -8,8 +8,6 @@ from pathlib import Path
 
 import pytest
 
-from nodes.gate import pending_gate, question
-from nodes.routing import route_after_gate, route_after_po, route_after_qa, route_after_sm
 from orchestrator.app.notify import NotifySettings
 from orchestrator.app.people import (
     Waiting,
@@ -21,8 +19,15 @@ from orchestrator.app.people import (
 )
 from orchestrator.app.runs import RunRecord, save_record
 from orchestrator.files import USER_STATE
+from orchestrator.nodes.gate import pending_gate, question
+from orchestrator.nodes.routing import (
+    route_after_gate,
+    route_after_po,
+    route_after_qa,
+    route_after_sm,
+)
 from orchestrator.redaction import KEY_NAME, redact_url
-from state import RecoveryEntry, StoryPolicy, StoryState
+from orchestrator.state import RecoveryEntry, StoryPolicy, StoryState
 
 GATED = StoryPolicy(gates=["after_po", "after_qa", "on_needs_input"])
 

@@ -7,7 +7,7 @@ from datetime import UTC, datetime
 
 import pytest
 
-from nodes.routing import (
+from orchestrator.nodes.routing import (
     failure_reason,
     route_after_dev,
     route_after_integrate,
@@ -16,7 +16,7 @@ from nodes.routing import (
     route_after_sm,
     route_start,
 )
-from state import RecoveryEntry, StoryPolicy, StoryState
+from orchestrator.state import RecoveryEntry, StoryPolicy, StoryState
 
 
 def state(**fields) -> StoryState:

@@ -11,14 +11,6 @@ from pathlib import Path
 
 import pytest
 
-from nodes.accounting import read_usage
-from nodes.routing import (
-    budget_exceeded,
-    route_after_dev,
-    route_after_integrate,
-    route_after_qa,
-    route_after_sm,
-)
 from orchestrator.agents.clis.base import MAX_LINE_BYTES, UsageQuery, UsageRecord
 from orchestrator.agents.clis.claude import Claude
 from orchestrator.agents.clis.codex import Codex
@@ -28,9 +20,17 @@ from orchestrator.agents.clis.opencode import Opencode
 from orchestrator.agents.prices import DEFAULT_PRICES, ModelPrice, dollars, price_of, price_table
 from orchestrator.agents.profiles import make_profile
 from orchestrator.agents.usage import ModelTokens, RunLedger, Usage, UsageTotal
+from orchestrator.nodes.accounting import read_usage
+from orchestrator.nodes.routing import (
+    budget_exceeded,
+    route_after_dev,
+    route_after_integrate,
+    route_after_qa,
+    route_after_sm,
+)
+from orchestrator.state import AttemptRecord, StoryContext, StoryPolicy, StoryState
+from orchestrator.state.story import Budget
 from orchestrator.tmux import AgentSession
-from state import AttemptRecord, StoryContext, StoryPolicy, StoryState
-from state.story import Budget
 from tests.helpers import REPO
 
 FIXTURES = REPO / "tests" / "fixtures" / "usage"
