@@ -87,7 +87,12 @@ def _run(args: argparse.Namespace) -> int:
             plan(config, selected, parallel=parallel, simulate=options.simulate, start_at=start_at)
         )
         return 0
-    return _start(config, options, simulate=args.simulate)
+    if not args.simulate:
+        return _start(config, options, simulate=False)
+    from orchestrator.app.rehearsal import rehearse
+
+    start = lambda moved: _start(moved, options, simulate=True)  # noqa: E731
+    return rehearse(config, start, resume=args.resume, keep=args.keep)
 
 
 def _answer(args: argparse.Namespace) -> int:
@@ -206,53 +211,9 @@ def _graph(args: argparse.Namespace) -> int:
 
 
 def _status(args: argparse.Namespace) -> int:
-    import json
+    from orchestrator.app.status import show_status
 
-    from orchestrator.app import people
-    from orchestrator.app.isolation import story_standing
-    from orchestrator.app.runlock import live_holder
-    from orchestrator.git.worktrees import WORKTREES_DIR
-    from orchestrator.methods import get_method
-
-    config = _load(args.epic)
-    method = get_method(config.method)
-    trees = None
-    if (config.state_dir / WORKTREES_DIR).is_dir():  # the stories' truth is in worktrees
-        trees = config.story_context("status", isolation="worktree").worktrees()
-    rows = [
-        story_standing(method.open, trees, story_id, config.project)
-        for story_id in config.story_ids
-    ]
-    waiting = people.open_questions(config.state_dir, str(config.source), config.story_ids)
-    if args.json:
-        listed = [
-            {
-                **row.as_json(),
-                "waiting": (w := waiting[row.story])
-                and {**w.model_dump(mode="json"), "answer": w.commands()},
-            }
-            for row in rows
-        ]
-        print(json.dumps(listed, indent=2, ensure_ascii=False))
-        return 0
-    from rich.console import Console
-    from rich.table import Table
-
-    from orchestrator.ui.terminal import shown
-
-    holder = live_holder(config.state_dir)
-    title = f"{config.source} ({holder.describe()} is running)" if holder else str(config.source)
-    table = Table(title=title)
-    for column in ("story", "file", "status", "state", "gate", "start"):
-        table.add_column(column)
-    for row in rows:
-        gate = f"{row.gate} ({row.gate_file})" if row.gate else ""
-        start = row.start or f"not started: {row.reason}"
-        if (asked := waiting[row.story]) is not None:
-            start = f"waiting for a person ({asked.gate}): {asked.commands()[0]}"
-        cells = (row.story, row.file or "", row.status_raw or "", row.state or "", gate, start)
-        table.add_row(*map(shown, cells))
-    Console(width=None if sys.stdout.isatty() else 200).print(table)
+    show_status(_load(args.epic), as_json=args.json)
     return 0
 
 
@@ -287,8 +248,11 @@ def build_run_parser() -> argparse.ArgumentParser:
     parser.add_argument("--parallel", type=int, help="stories in flight at once (overrides epic)")
     parser.add_argument("--only", nargs="+", metavar="ID", help="run only these stories")
     parser.add_argument(
-        "--simulate", action="store_true", help="every stage runs the simulated agent (no tokens)"
+        "--simulate",
+        action="store_true",
+        help="rehearse: the simulated agent (no tokens) on a scratch copy of the project",
     )
+    parser.add_argument("--keep", action="store_true", help="with --simulate: keep the copy")
     parser.add_argument("--resume", action="store_true", help="continue the last unfinished run")
     parser.add_argument(
         "--accept-changes",

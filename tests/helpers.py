@@ -142,6 +142,12 @@ def cli(
     )
 
 
+def rehearsed(out: str) -> Path:
+    """The project's copy a rehearsal (`--simulate`) ran in, as its first line says."""
+    line = next(line for line in out.splitlines() if line.startswith("rehearsal: in a copy"))
+    return Path(line.split("project, ", 1)[1].rsplit(" (the project", 1)[0])
+
+
 def start_cli(*args: str | Path) -> subprocess.Popen[str]:
     """`python -m orchestrator ARGS`, started in the background."""
     return subprocess.Popen(

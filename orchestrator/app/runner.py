@@ -98,12 +98,8 @@ class EpicRunner:
         with RunLock(state) as lock:
             await FILES.run(lock.acquire, run_id="(starting)", epic=str(self.config.source))
             if self.isolation == "worktree":
-                await GIT.run(
-                    check_repository,
-                    self.config.project,
-                    new_run=not self.options.resume,
-                    epic=self.config.source,
-                )
+                new_run, epic = not self.options.resume, self.config.source
+                await GIT.run(check_repository, self.config.project, new_run=new_run, epic=epic)
                 install = self.project.install_paths()
                 if warning := await GIT.run(isolation.untracked_warning, self.config, install):
                     print(warning, file=sys.stderr, flush=True)
@@ -384,7 +380,8 @@ class EpicRunner:
                 print(line, flush=True)
         print(f"report: {path}", flush=True)
         if self.interrupted:
-            print(f"interrupted: resume with --resume (run {record.run_id})", flush=True)
+            again = "--simulate --resume" if self.options.simulate else "--resume"
+            print(f"interrupted: resume with {again} (run {record.run_id})", flush=True)
         for r in reports:
             if r.result == "waiting" and r.waiting:
                 answer = "\n    ".join(r.waiting.get("answer") or [])

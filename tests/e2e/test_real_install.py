@@ -9,7 +9,7 @@ from pathlib import Path
 import pytest
 import yaml
 
-from tests.helpers import cli, report, simulated_argv, stories
+from tests.helpers import cli, rehearsed, report, simulated_argv, stories
 
 
 @pytest.fixture
@@ -67,9 +67,9 @@ def test_validate_dry_run_and_status_on_a_real_install(installed: Path, socket: 
 
 def test_a_simulated_run_on_a_real_install(installed: Path, socket: str) -> None:
     path = epic(installed, socket, stories=["1.1"])
-    result = cli(path, "--simulate", "--plain")
+    result = cli(path, "--simulate", "--keep", "--plain")
     assert result.returncode == 0, result.stdout + result.stderr
-    assert stories(report(installed))["1.1"]["result"] == "done"
+    assert stories(report(rehearsed(result.stdout)))["1.1"]["result"] == "done"
     # The real core-config names documents this fresh install does not have: warnings only.
     assert "warning: core-config prd.prdShardedLocation: docs/prd does not exist" in result.stderr
     assert "devLoadAlwaysFiles: docs/architecture/coding-standards.md" in result.stderr
@@ -147,10 +147,11 @@ def test_story_worktrees_of_a_real_install_have_its_commands_and_never_commit_th
     path = epic(installed, socket, stories=["1.1", "1.2"], parallel=2)
     git(installed, "add", "epic.yaml")
     git(installed, "commit", "-q", "-m", "The epic")
-    result = cli(path, "--simulate", "--plain")
+    result = cli(path, "--simulate", "--keep", "--plain")
     assert result.returncode == 0, result.stdout + result.stderr
-    data = report(installed)
+    copy = rehearsed(result.stdout)
+    data = report(copy)
     assert data["isolation"] == "worktree"
     assert {s["result"] for s in data["stories"]} == {"done"}
-    committed = git(installed, "log", "--name-only", "--format=", "main..bmad/epic").split()
+    committed = git(copy, "log", "--name-only", "--format=", "main..bmad/epic").split()
     assert committed and not [p for p in committed if p.startswith((".bmad-core", ".claude"))]
