@@ -39,16 +39,23 @@ def _load(path: str):  # -> EpicConfig
     return load_epic(Path(path))
 
 
-def _start(config: EpicConfig, options: RunOptions, *, simulate: bool) -> int:
-    """Preflight, then the run (new, resumed, or resumed for an answer); its exit code."""
+def _preflight(config: EpicConfig, *, simulate: bool) -> int | None:
+    """What the run checks before it starts anything (`validate` and `--dry-run` too): the
+    warnings printed, and exit 2 when it would refuse."""
     from orchestrator.app.preflight import preflight
-    from orchestrator.app.runner import EpicRunner
 
     problems, warnings = preflight(config, simulate)
     for warning in warnings:
         print(f"warning: {warning}", file=sys.stderr, flush=True)
-    if problems:
-        return _error("cannot start:\n  " + "\n  ".join(problems))
+    return _error("cannot start:\n  " + "\n  ".join(problems)) if problems else None
+
+
+def _start(config: EpicConfig, options: RunOptions, *, simulate: bool) -> int:
+    """Preflight, then the run (new, resumed, or resumed for an answer); its exit code."""
+    from orchestrator.app.runner import EpicRunner
+
+    if (refused := _preflight(config, simulate=simulate)) is not None:
+        return refused
     if config.executor == "temporal":
         from orchestrator.executors.temporal import run_to_exit, start_epic
 
@@ -86,7 +93,7 @@ def _run(args: argparse.Namespace) -> int:
         print(
             plan(config, selected, parallel=parallel, simulate=options.simulate, start_at=start_at)
         )
-        return 0
+        return _preflight(config, simulate=options.simulate) or 0
     if not args.simulate:
         return _start(config, options, simulate=False)
     from orchestrator.app.rehearsal import rehearse
@@ -219,6 +226,8 @@ def _status(args: argparse.Namespace) -> int:
 
 def _validate(args: argparse.Namespace) -> int:
     config = _load(args.epic)
+    if (refused := _preflight(config, simulate=False)) is not None:
+        return refused
     print(
         f"{args.epic}: ok - {len(config.stories)} stories, parallel {config.parallel}, "
         f"project {config.project}"

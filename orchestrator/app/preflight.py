@@ -25,6 +25,7 @@ def preflight(config: EpicConfig, simulate: bool) -> tuple[list[str], list[str]]
     context = config.story_context("preflight", simulate=simulate)
     agents: dict[StageName, str] = {}
     commands: set[tuple[str, str]] = set()
+    stalls: dict[str, tuple[str, str]] = {}  # CLI -> (a stage, the flags that keep it going)
     for stage in get_method(config.method).stages:
         try:
             profile = context.profile(stage)
@@ -37,6 +38,9 @@ def preflight(config: EpicConfig, simulate: bool) -> tuple[list[str], list[str]]
         agents[stage] = profile.name
         if profile.name in CLIS:
             commands.add((profile.name, binary))
+            spec = CLIS[profile.name]
+            if spec.asks_permission(profile.command):
+                stalls.setdefault(profile.name, (stage, " ".join(spec.unattended)))
     if config.executor == "temporal" and config.checkpointer_url() is None:
         problems.append(
             "executor: temporal needs a checkpointer every host shares: set `checkpointer:` to "
@@ -45,6 +49,18 @@ def preflight(config: EpicConfig, simulate: bool) -> tuple[list[str], list[str]]
     warnings: list[str] = [
         *filter(None, (cli_version_warning(command) for command in sorted(commands)))
     ]
+    for name, (asked_in, flags) in stalls.items():
+        warnings.append(
+            f"{name} ({asked_in}) runs with no permission mode: its first question about an edit "
+            f"or a command stalls the stage; add `flags: [{', '.join(flags.split())}]` to the "
+            "agent (it then never asks: run it where an agent may run commands)"
+        )
+    spends = any(name != "simulated" for name in agents.values())  # the simulated agent is free
+    if spends and config.budget is None and config.run_budget is None:
+        warnings.append(
+            "no budget: the run may spend without limit; set `budget: {usd: N}` (per story) "
+            "or `run_budget: {usd: N}`"
+        )
     try:
         project = get_method(config.method).open(config.project)
         found, said = project.preflight(agents=agents)

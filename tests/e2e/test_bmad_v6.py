@@ -87,9 +87,11 @@ def test_a_project_without_sprint_status_is_refused_with_exit_2(
 ) -> None:
     project = v6_copy(bmad_v6_install, tmp_path, {"stories": ["1.1"], "tmux": {"socket": socket}})
     (project / IMPL / "sprint-status.yaml").unlink()
-    result = cli(project / "epic.yaml", "--plain")
-    assert result.returncode == 2, result.stdout + result.stderr
-    assert "sprint-planning" in result.stderr and "Traceback" not in result.stderr
+    path = project / "epic.yaml"
+    for argv in (["validate", path], [path, "--dry-run"], [path, "--plain"]):  # as the run says
+        result = cli(*argv)
+        assert result.returncode == 2, result.stdout + result.stderr
+        assert "sprint-planning" in result.stderr and "Traceback" not in result.stderr
 
 
 def test_classic_epic_runs_create_dev_review_with_a_fix_round_and_menus_answered(

@@ -40,8 +40,18 @@ def test_the_install_is_what_the_orchestrator_expects(installed: Path) -> None:
 
 
 def test_validate_dry_run_and_status_on_a_real_install(installed: Path, socket: str) -> None:
-    path = epic(installed, socket)
-    assert cli("validate", path).returncode == 0
+    refused = cli(
+        "validate",
+        epic(installed, socket, agent={"profile": "claude", "command": "no-claude-here"}),
+    )
+    assert refused.returncode == 2 and "'no-claude-here' (sm) is not on PATH" in refused.stderr
+    # The claude profile, run by a stand-in: the project is fine, and what would stall is said.
+    path = epic(installed, socket, agent={"profile": "claude", "command": simulated_argv()})
+    validated = cli("validate", path)
+    assert validated.returncode == 0, validated.stderr
+    assert "claude (sm) runs with no permission mode" in validated.stderr
+    assert "--permission-mode, bypassPermissions" in validated.stderr
+    assert "no budget: the run may spend without limit" in validated.stderr
     plan = cli(path, "--dry-run")
     assert plan.returncode == 0, plan.stderr
     assert "story 1.1: starts at sm" in plan.stdout
@@ -92,7 +102,10 @@ def test_preflight_refuses_a_project_it_cannot_drive(
         expected = "the claude agent cannot call up the BMad agents: "
     # The claude profile, run by a stand-in so only the project's problems remain.
     overrides["agent"] = {"profile": "claude", "command": simulated_argv()}
-    result = cli(epic(installed, socket, **overrides))
+    path = epic(installed, socket, **overrides)
+    for predicted in (cli("validate", path), cli(path, "--dry-run")):  # as the run will say
+        assert predicted.returncode == 2 and expected in predicted.stderr, predicted.stderr
+    result = cli(path)
     assert result.returncode == 2, result.stdout + result.stderr
     assert expected in result.stderr
     assert "npx bmad-method@4.44.3 install" in result.stderr or broken == "no-core-config"

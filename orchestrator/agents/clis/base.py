@@ -13,7 +13,7 @@ import math
 import os
 import re
 import stat
-from collections.abc import Iterator, Mapping
+from collections.abc import Iterator, Mapping, Sequence
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any, Literal, Protocol
@@ -223,6 +223,16 @@ class CliSpec:
     unset: tuple[str, ...] = ()
     # The versions the real binary passed the suite's scenarios with (oldest, newest).
     tested: tuple[str, str] | None = None
+    # Flags that let it work without asking for permission (what `init` writes), and the flags
+    # any of which show the user chose a mode (empty: the CLI has no such flag to check).
+    unattended: tuple[str, ...] = ()
+    permission_flags: tuple[str, ...] = ()
+
+    def asks_permission(self, argv: Sequence[str]) -> bool:
+        """Whether `argv` leaves the CLI asking before it edits or runs (a stalled stage)."""
+        if not self.permission_flags:
+            return False
+        return not any(arg.split("=", 1)[0] in self.permission_flags for arg in argv)
 
     def untested(self, version_output: str) -> str | None:
         """A warning when `<binary> --version` names a version outside the tested range."""

@@ -212,4 +212,6 @@ SPEC = CliSpec(
     unset=NESTING_VARIABLES,
     tested=("2.1.197", "2.1.197"),
     standin=ClaudeStandIn(),
+    unattended=("--permission-mode", "bypassPermissions"),
+    permission_flags=("--permission-mode", "--dangerously-skip-permissions"),
 )

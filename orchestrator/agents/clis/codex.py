@@ -268,4 +268,12 @@ SPEC = CliSpec(
     activation="mention",
     tested=("0.171.0", "0.171.0"),
     standin=CodexStandIn(),
+    unattended=("--dangerously-bypass-approvals-and-sandbox",),
+    permission_flags=(
+        "--dangerously-bypass-approvals-and-sandbox",
+        "--yolo",
+        "-a",
+        "--ask-for-approval",
+        "--full-auto",
+    ),
 )

@@ -247,4 +247,6 @@ SPEC = CliSpec(
     activation="file",
     standin=CopilotStandIn(),
     session_files=(".github/hooks/bmad-orchestrator-*.json",),
+    unattended=("--allow-all-tools",),
+    permission_flags=("--allow-all-tools", "--allow-all", "--yolo"),
 )

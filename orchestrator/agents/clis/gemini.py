@@ -336,4 +336,6 @@ SPEC = CliSpec(
     hooks_off=re.compile(r"Skipping\s*system\s*settings\s*file[^\n]*"),
     tested=("0.61.0", "0.61.0"),
     standin=GeminiStandIn(),
+    unattended=("--approval-mode", "yolo"),
+    permission_flags=("--approval-mode", "--yolo", "-y"),
 )
