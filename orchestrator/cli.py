@@ -24,7 +24,7 @@ if TYPE_CHECKING:
     from orchestrator.app.runner import RunOptions
 
 SUBCOMMANDS: tuple[str, ...] = ("status", "sessions", "attach", "cleanup", "graph", "validate")
-SUBCOMMANDS += ("approve", "reject", "reply", "worker")
+SUBCOMMANDS += ("approve", "reject", "reply", "worker", "init")
 EXIT_BAD_INPUT = 2  # ExitCode.BAD_INPUT, without importing the enum module before it is needed
 
 
@@ -224,6 +224,13 @@ def _status(args: argparse.Namespace) -> int:
     return 0
 
 
+def _init(args: argparse.Namespace) -> int:
+    from orchestrator.app.init import init_project
+
+    print("\n".join(init_project(Path(args.folder))))
+    return 0
+
+
 def _validate(args: argparse.Namespace) -> int:
     config = _load(args.epic)
     if (refused := _preflight(config, simulate=False)) is not None:
@@ -335,6 +342,10 @@ def build_command_parser() -> argparse.ArgumentParser:
     worker.add_argument("epic")
     worker.add_argument("--host", required=True, help="this host's name in the epic")
     worker.set_defaults(handler=_worker)
+
+    init = commands.add_parser("init", help="write a first epic.yaml for a BMad project")
+    init.add_argument("folder", nargs="?", default=".", help="the project (default: here)")
+    init.set_defaults(handler=_init)
 
     validate = commands.add_parser("validate", help="check an epic.yaml and say what is wrong")
     validate.add_argument("epic")

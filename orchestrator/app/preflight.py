@@ -37,7 +37,8 @@ def preflight(config: EpicConfig, simulate: bool) -> tuple[list[str], list[str]]
             problems.append(f"agent command {binary!r} ({stage}) is not on PATH")
         agents[stage] = profile.name
         if profile.name in CLIS:
-            commands.add((profile.name, binary))
+            if shutil.which(binary) is not None or Path(binary).is_file():
+                commands.add((profile.name, binary))  # its version is asked
             spec = CLIS[profile.name]
             if spec.asks_permission(profile.command):
                 stalls.setdefault(profile.name, (stage, " ".join(spec.unattended)))

@@ -199,6 +199,10 @@ class Project(Protocol):
         """The move the orchestrator owns when QA passed (Done)."""
         ...
 
+    def known_stories(self) -> list[str]:
+        """The story ids the project names (its files, epics or sprint plan), in order."""
+        ...
+
     def standing(self, story_id: str, *, start_at: StartAt | None = None) -> StoryStanding:
         """Where the story stands and where a run would start it (never destructively)."""
         ...

@@ -93,3 +93,34 @@ def test_the_installed_program_runs_an_epic_from_a_folder_without_a_checkout(
     done = run(installed, project, "bmad-orchestrator", "epic.yaml", "--plain", timeout=300)
     assert done.returncode == 0, done.stdout + done.stderr
     assert "1.1: done" in done.stdout
+
+
+def test_the_installed_program_inits_validates_and_rehearses_a_real_install(
+    installed: Path, tmp_path: Path, bmad_v4_install: Path, socket: str
+) -> None:
+    project = tmp_path / "project"
+    shutil.copytree(bmad_v4_install, project, symlinks=True)
+    (project / "docs" / "prd").mkdir(parents=True)
+    (project / "docs" / "prd" / "epic-1-todos.md").write_text("## Story 1.1: Add a todo\n")
+    bin_dir = tmp_path / "bin"
+    bin_dir.mkdir()
+    (bin_dir / "claude").write_text("#!/bin/sh\necho '2.1.197 (Claude Code)'\n")
+    (bin_dir / "claude").chmod(0o755)
+    env_path = f"{bin_dir}{os.pathsep}{os.environ['PATH']}"
+    os.environ["PATH"], before = env_path, os.environ["PATH"]
+    try:
+        done = run(installed, project, "bmad-orchestrator", "init")
+        assert done.returncode == 0 and "1 stories, agent claude" in done.stdout, done.stderr
+        config = yaml.safe_load((project / "epic.yaml").read_text())
+        (project / "epic.yaml").write_text(yaml.safe_dump({**config, "tmux": {"socket": socket}}))
+        assert run(installed, project, "bmad-orchestrator", "validate", "epic.yaml").returncode == 0
+        files = sorted(str(p.relative_to(project)) for p in project.rglob("*"))
+        rehearsal = run(
+            installed, project, "bmad-orchestrator", "epic.yaml", "--simulate", "--plain",
+            timeout=300,
+        )  # fmt: skip
+        assert rehearsal.returncode == 0, rehearsal.stdout + rehearsal.stderr
+        assert "1.1: done" in rehearsal.stdout
+        assert sorted(str(p.relative_to(project)) for p in project.rglob("*")) == files
+    finally:
+        os.environ["PATH"] = before

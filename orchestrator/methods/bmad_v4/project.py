@@ -14,7 +14,7 @@ from orchestrator.methods.base import (
     StoryStanding,
     check_template,
 )
-from orchestrator.methods.bmad_v4 import activation, conventions
+from orchestrator.methods.bmad_v4 import activation, conventions, listing
 from orchestrator.methods.bmad_v4.names import find_story_file
 from orchestrator.methods.bmad_v4.paths import BmadPaths
 from orchestrator.methods.bmad_v4.po import add_change_log_row
@@ -114,6 +114,10 @@ class BmadV4Project:
         """QA passed: Status Done (no BMad agent makes that move)."""
         # QA passed: Done is the story owner's move; no BMad agent makes it.
         set_status(story_file, Status.DONE.value)
+
+    def known_stories(self) -> list[str]:
+        """Its story files and the `Story N.M` headings of its epics, in order."""
+        return listing.known_stories(self.paths)
 
     def standing(self, story_id: str, *, start_at: StartAt | None = None) -> StoryStanding:
         """Where the story stands, and where a run would start it."""

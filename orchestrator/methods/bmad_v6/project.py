@@ -214,6 +214,11 @@ class BmadV6Project:
         story_id = story_file.stem.removeprefix("spec-")
         self.move_story(self.story_key(story_id), "done")
 
+    def known_stories(self) -> list[str]:
+        """The stories sprint-status.yaml tracks, in its order (none without one)."""
+        sprint = self.sprint_status()
+        return sprint.story_ids() if sprint is not None else []
+
     def standing(self, story_id: str, *, start_at: StartAt | None = None) -> StoryStanding:
         """Where the story stands (from its file), never destructively."""
         found = self.story_file(story_id)

@@ -36,6 +36,11 @@ class SprintStatus:
 
     entries: dict[str, str]
 
+    def story_ids(self) -> list[str]:
+        """The stories it tracks as `N.M` ids, in the file's order (epics and retrospectives
+        are not stories)."""
+        return [f"{m[1]}.{m[2]}{m[3]}" for key in self.entries if (m := _KEY.match(key))]
+
     def story_key(self, story_id: str) -> str | None:
         """The key `story_id` names: the key itself, or the first `N-M-...` key of its numbers."""
         if story_id in self.entries:
