@@ -158,10 +158,16 @@ def close_run(
 ) -> tuple[RunRecord, Path]:
     """Record how the run ended and write its report: (the record, the report's path).
 
-    A resume narrowed to some stories (`--only`, an answer) never finishes the run: the others
-    are still to be resumed.
+    A resume narrowed to some stories (`--only`, an answer) finishes the run only when every
+    story of the run, these and the others as they last ended, has ended for good.
     """
-    finished = not interrupted and not narrowed and all(r.result not in RESUMABLE for r in reports)
+    if narrowed:  # the run's other stories keep their last account
+        earlier = load_report(state_dir, record.run_id)
+        fresh = {r.story_id: r for r in reports}
+        old = {r.story_id: r for r in earlier.stories} if earlier else {}
+        reports = [fresh.get(s) or old[s] for s in record.stories if s in fresh or s in old]
+    every = {r.story_id for r in reports} >= set(record.stories)
+    finished = not interrupted and every and all(r.result not in RESUMABLE for r in reports)
     record = record.model_copy(
         update={
             "finished": finished,
@@ -170,11 +176,6 @@ def close_run(
         }
     )
     save_record(state_dir, record)
-    if narrowed:  # the run's other stories keep their last account
-        earlier = load_report(state_dir, record.run_id)
-        fresh = {r.story_id: r for r in reports}
-        old = {r.story_id: r for r in earlier.stories} if earlier else {}
-        reports = [fresh.get(s) or old[s] for s in record.stories if s in fresh or s in old]
     report = RunReport(
         run_id=record.run_id,
         epic=record.epic,

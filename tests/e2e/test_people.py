@@ -75,6 +75,10 @@ def test_after_po_a_story_waits_with_exit_3_and_approve_lets_it_go_on(
     assert (gate["gate"], gate["action"], gate["note"]) == ("after_po", "approve", "ship it")
     assert gate["by"] and gate["answered_at"] >= gate["asked_at"]
     assert json.loads(cli("status", path, "--json").stdout)[0]["waiting"] is None
+    # The run is finished now: no later run is told it "did not finish", nothing to resume.
+    later = cli(path, "--plain")
+    assert "did not finish" not in later.stdout, later.stdout
+    assert cli(path, "--resume").returncode == 2
 
 
 def test_reject_after_po_sends_the_story_back_to_sm_with_the_note(demo: Path, socket: str) -> None:
