@@ -151,3 +151,30 @@ def test_status_never_prints_a_repositorys_escape_sequences(demo: Path, socket: 
     assert result.returncode == 0, result.stdout + result.stderr
     assert "\x1b" not in result.stdout and "\x07" not in result.stdout
     assert "\\x1b]52" in result.stdout  # shown, not obeyed
+
+
+def test_a_status_moved_in_the_dev_record_instead_of_the_storys_is_unknown(
+    demo: Path, socket: str
+) -> None:
+    """The agent set `### Status` under the Dev Agent Record to Ready for Review and left the
+    story's own `## Status` at Approved: once read as Approved, so Dev ran again."""
+    path = story(demo, "1.1", "## Status\n\nApproved")
+    path.write_text(
+        path.read_text().replace(
+            "## Dev Agent Record\n", "## Dev Agent Record\n\n### Status\n\nReady for Review\n"
+        )
+    )
+    before = path.read_bytes()
+    (row,) = [r for r in json.loads(cli("status", write_epic(demo, socket), "--json").stdout)
+              if r["story"] == "1.1"]  # fmt: skip
+    assert (row["state"], row["start"]) == ("unknown", None), row
+    assert "the declarations disagree" in row["reason"] and "Ready for Review" in row["reason"]
+    result = cli(write_epic(demo, socket, stories=["1.1"]))
+    assert result.returncode == 1, result.stdout + result.stderr
+    assert stories(report(demo))["1.1"]["result"] == "skipped"
+    assert runs(demo) == {} and path.read_bytes() == before
+    # Agreeing, the note is no obstacle.
+    path.write_text(before.decode().replace("Ready for Review", "Approved"))
+    (row,) = [r for r in json.loads(cli("status", write_epic(demo, socket), "--json").stdout)
+              if r["story"] == "1.1"]  # fmt: skip
+    assert row["start"] == "dev"

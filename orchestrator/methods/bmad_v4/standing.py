@@ -24,7 +24,7 @@ from orchestrator.methods.bmad_v4.paths import (
     installed_version,
     version_tuple,
 )
-from orchestrator.methods.bmad_v4.status import WorkflowState, read_story_status
+from orchestrator.methods.bmad_v4.status import WorkflowState, nested_states, read_story_status
 from orchestrator.methods.bmad_v4.text import read_text
 from orchestrator.stages import StageName
 
@@ -74,6 +74,15 @@ def story_standing(
             f"{file}: {said}; not started, so nothing is overwritten. Set its Status to Draft, "
             f"Approved, InProgress, Review or Done, or run with --only {story_id} --start-at "
             "sm|po|dev|qa"
+        )
+        return StoryStanding(story_id, file, status.raw, UNKNOWN, gate_file, verdict, None, reason)
+    notes = [raw for state, raw in nested_states(read_text(path)).items() if state != status.state]
+    if notes:
+        reason = (
+            f"{file}: its Status is {status.raw!r} but a Status further down (in the Dev Agent "
+            f"Record?) says {', '.join(map(repr, notes))}: the declarations disagree; not "
+            "started, so nothing is overwritten. Make them agree, or run with --only "
+            f"{story_id} --start-at sm|po|dev|qa"
         )
         return StoryStanding(story_id, file, status.raw, UNKNOWN, gate_file, verdict, None, reason)
     start = START_FOR_STATE[status.state]

@@ -184,8 +184,19 @@ def _in(spans: list[tuple[int, int]], index: int) -> bool:
     return any(start <= index < end for start, end in spans)
 
 
-def _declarations(text: str) -> list[_Declaration]:
-    """Every top-level Status declaration, in order, with the rank of its form."""
+def nested_states(text: str) -> dict[WorkflowState, str]:
+    """The workflow states (with their words) of Status headings nested in another section
+    (`### Status` under `## Dev Agent Record`): not the story's own, but an agent that moved
+    that one instead of the story's leaves the two disagreeing, and then where the story
+    stands is unknown."""
+    found = _declarations(text.removeprefix("\ufeff"), nested=True)
+    states = {d.raw.strip(): parse_state(d.raw) for d in found}
+    return {state: raw for raw, state in states.items() if state != UNKNOWN}
+
+
+def _declarations(text: str, *, nested: bool = False) -> list[_Declaration]:
+    """Every top-level Status declaration, in order, with the rank of its form (`nested`: the
+    Status headings inside other sections instead)."""
     spans = _outside_fences(text)
     headings = [m for m in _ANY_HEADING.finditer(text) if _in(spans, m.start())]
     found: list[_Declaration] = []
@@ -196,7 +207,7 @@ def _declarations(text: str) -> list[_Declaration]:
         parents = [
             h for h in headings if h.start() < match.start() and 1 < len(h.group("hashes")) < level
         ]
-        if parents and level > 2:
+        if bool(parents and level > 2) != nested:
             continue  # `### Status` under `## Dev Agent Record` is a note, not the story's
         if match.group("inline"):
             found.append(
@@ -204,6 +215,8 @@ def _declarations(text: str) -> list[_Declaration]:
             )
             continue
         found.extend(_value_under_heading(text, match.end()))
+    if nested:
+        return found
     for match in _LABEL_LINE.finditer(text):
         if not _in(spans, match.start()) or not match.group("value"):
             continue
