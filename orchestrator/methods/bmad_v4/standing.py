@@ -36,6 +36,16 @@ START_FOR_STATE: dict[str, StartAt] = {
     WorkflowState.REVIEW: "qa",
     WorkflowState.DONE: "done",
 }
+# How far along each state is: a Status note further along than the story's own means the agent
+# moved the wrong one.
+PROGRESS = {
+    WorkflowState.DRAFT: 0,
+    WorkflowState.APPROVED: 1,
+    WorkflowState.IN_PROGRESS: 2,
+    WorkflowState.BLOCKED: 2,
+    WorkflowState.REVIEW: 3,
+    WorkflowState.DONE: 4,
+}
 MIN_VERSION = (4, 39, 0)  # QA gate files, qa.qaLocation and *review-qa arrived in 4.39.0
 AGENT_COMMANDS = ("sm", "po", "dev", "qa")
 INSTALL_HINT = "npx bmad-method@4.44.3 install --full --directory . --ide claude-code"
@@ -76,7 +86,10 @@ def story_standing(
             "sm|po|dev|qa"
         )
         return StoryStanding(story_id, file, status.raw, UNKNOWN, gate_file, verdict, None, reason)
-    notes = [raw for state, raw in nested_states(read_text(path)).items() if state != status.state]
+    ahead = PROGRESS[status.state]  # a note behind the story's Status is merely stale
+    notes = [
+        raw for state, raw in nested_states(read_text(path)).items() if PROGRESS[state] > ahead
+    ]
     if notes:
         reason = (
             f"{file}: its Status is {status.raw!r} but a Status further down (in the Dev Agent "
