@@ -99,14 +99,16 @@ def home_lines(
         if r.branch and r.result not in ("done", "already done")
     ]
     merged = sum(1 for r in reports if r.merge_commit)
-    if commits_ahead(trees, "HEAD") == 0:
+    ahead = commits_ahead(trees, "HEAD")
+    if ahead == 0:
         lines.append(f"branch {trees.branch}: nothing new to bring home")
     elif merge_into is not None and finished:
         lines.append(bring_home(trees, merge_into))
     else:
+        this_run = f"{merged} stor{'y' if merged == 1 else 'ies'} merged by this run"
         lines.append(
-            f"{merged} stor{'y' if merged == 1 else 'ies'} merged into branch {trees.branch}; "
-            "bring the work home with: "
+            f"branch {trees.branch} holds {ahead} commit{'' if ahead == 1 else 's'} your checkout "
+            f"lacks ({this_run}); bring the work home with: "
             + shlex.join(["git", "-C", str(trees.toplevel), "merge", trees.branch])
         )
     return lines

@@ -104,8 +104,14 @@ async def test_parallel_stories_on_different_files_both_merge_and_the_users_tree
     assert after == before
     assert git(demo, "branch", "--show-current").strip() == "feature"
     assert f"bring the work home with: git -C {demo} merge bmad/epic" in result.stdout
+    assert "(2 stories merged by this run)" in result.stdout
     assert "1 untracked file(s) in the project are not in the stories' worktrees" in result.stderr
     assert "last commit: scratch.txt. Commit them" in result.stderr
+    again = cli(epic, "--plain")  # both already done: the hint still counts what is waiting
+    assert again.returncode == 0, again.stdout + again.stderr
+    assert (
+        "(0 stories merged by this run)" in again.stdout and "commits your checkout" in again.stdout
+    )
 
 
 async def test_the_same_file_in_different_places_merges_and_merge_into_brings_it_home(
