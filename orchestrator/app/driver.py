@@ -8,6 +8,7 @@ with an answer to that very interrupt, and otherwise reports `waiting` and frees
 
 from __future__ import annotations
 
+import asyncio
 from collections.abc import Callable
 from typing import TYPE_CHECKING, Any
 
@@ -153,6 +154,20 @@ class StoryDriver:
             return self._waiting(story, snapshot)
         people.clear_waiting(self.config.state_dir, story)  # an older run's question is moot
         return story_report(StoryState.model_validate(snapshot.values))
+
+    async def interrupted(self, story: str, deadline: float) -> StoryReport:
+        """The story's account as its checkpoint holds it, for a run that was interrupted: the
+        stages it finished count, though it did not end (bare, if it cannot be read in time)."""
+        bare = StoryReport(story_id=story, result="interrupted")
+        try:
+            async with asyncio.timeout(deadline):
+                snapshot = await self.graph.aget_state(self.thread(story))
+        except Exception:
+            return bare
+        if not snapshot.values:
+            return bare
+        report = story_report(StoryState.model_validate(snapshot.values))
+        return report.model_copy(update={"result": "interrupted", "reason": None})
 
     def _waiting(self, story: str, snapshot: Any) -> StoryReport:
         """The story waits for a person: the question kept where `approve` & co. find it."""

@@ -300,11 +300,9 @@ class EpicRunner:
                 task.cancel()
             if running:
                 results = await asyncio.gather(*running, return_exceptions=True)
-                for story, result in zip(running.values(), results, strict=True):
-                    if isinstance(result, StoryReport):
-                        self._record(result)
-                    else:
-                        self._record(StoryReport(story_id=story, result="interrupted"))
+                for story, ended in zip(running.values(), results, strict=True):
+                    done = ended if isinstance(ended, StoryReport) else None
+                    self._record(done or await self.driver.interrupted(story, INTERRUPTED_DRAIN))
 
     def _record(self, report: StoryReport) -> None:
         self.reports[report.story_id] = report

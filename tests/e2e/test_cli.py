@@ -172,6 +172,9 @@ async def test_ctrl_c_leaves_no_session_and_resume_finishes_without_rerunning(
     assert await sessions_left(demo, socket) == []
     (record,) = load_records(demo / ".bmad-orchestrator")
     assert record.interrupted and not record.finished
+    interrupted = stories(report(demo))["1.1"]  # the stages it finished are in its account
+    assert interrupted["result"] == "interrupted"
+    assert interrupted["attempts"] == {"sm": 1, "po": 1}, interrupted
 
     again = cli(epic)  # without --resume: a new run, with a hint about the old one
     assert "did not finish" in again.stdout and "--resume" in again.stdout
