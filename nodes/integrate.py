@@ -17,7 +17,7 @@ from langgraph.runtime import Runtime
 from orchestrator.blocking import FILES, GIT
 from orchestrator.errors import OrchestratorError
 from orchestrator.git import commit, describe_commit, merge_story
-from orchestrator.nodes.stage import emit
+from orchestrator.nodes.events import emit
 from orchestrator.state import RecoveryEntry, StoryContext, StoryState
 
 

@@ -11,7 +11,6 @@ files mean is the method's business (`orchestrator.methods`), never this module'
 from __future__ import annotations
 
 import asyncio
-import contextlib
 import dataclasses
 from collections.abc import Awaitable, Callable
 from datetime import UTC, datetime
@@ -32,6 +31,7 @@ from orchestrator.git import (
 )
 from orchestrator.methods import Project, StageOutput, StageRequest
 from orchestrator.nodes.accounting import attempt_usage, budget_stop, live_reader
+from orchestrator.nodes.events import emit
 from orchestrator.nodes.inflight import forget, recall, remember
 from orchestrator.nodes.nudging import Nudger
 from orchestrator.nodes.routing import person_asked_for, qa_failed, resolving_merge
@@ -42,6 +42,7 @@ from orchestrator.tmux.logs import find_in_log
 from orchestrator.tmux.screen import wait_until_ready
 from orchestrator.watch import NudgeReason, WaitResult, filesystem_now, wait_for_output
 
+SCREEN_LINES = 3  # of a failed attempt's last screen, shown with its stage-end event
 StageNode = Callable[[StoryState, Runtime[StoryContext]], Awaitable[dict[str, Any]]]
 
 
@@ -54,13 +55,6 @@ def make_stage_node(stage: StageName) -> StageNode:
     node.__name__ = f"{stage}_node"
     node.__doc__ = f"Run the BMad {stage.upper()} agent for the story in a fresh tmux session."
     return node
-
-
-def emit(runtime: Runtime[StoryContext] | None, **event: Any) -> None:
-    """A custom stream event for the board (`stream_mode="custom"`); never fails the node."""
-    if runtime is not None and runtime.stream_writer is not None:
-        with contextlib.suppress(Exception):
-            runtime.stream_writer(event)
 
 
 async def run_stage(
@@ -279,6 +273,8 @@ async def run_stage(
         detail=result.detail,
         seconds=record.seconds,
         usage=usage.model_dump() if usage is not None else None,
+        log=record.log_path,
+        screen=[line for line in result.last_screen if line.strip()][-SCREEN_LINES:],
     )
     if record.outcome is None:
         update = _failed_attempt(state, record, since, result)

@@ -12,3 +12,7 @@ StepName = Literal["sm", "po", "dev", "qa", "integrate"]  # a stage, or merging 
 # passed (before Done), and when an agent asked a question the nudges did not settle.
 GateName = Literal["after_po", "after_qa", "on_needs_input"]
 GATES: tuple[GateName, ...] = ("after_po", "after_qa", "on_needs_input")
+# Outcomes that send a story back or stop it (a PO NO-GO, a Dev Blocked, a QA FAIL), and the
+# one that may (a CONCERNS gate, as `concerns:` says): how a board colours them.
+SETBACKS = frozenset({"rejected", "blocked", "FAIL"})
+DOUBTS = frozenset({"CONCERNS"})

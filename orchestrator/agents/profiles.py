@@ -17,6 +17,7 @@ from typing import Literal
 
 from orchestrator.agents.clis import CLIS
 from orchestrator.agents.clis.base import Activation, CliSupport, Dialog, Launch, NoSupport
+from orchestrator.agents.clis.simulated import SimulatedSupport
 from orchestrator.errors import InputError
 
 ProfileName = Literal["claude", "codex", "gemini", "copilot", "opencode", "generic", "simulated"]
@@ -136,7 +137,9 @@ def make_profile(
         )
     elif name == "simulated":
         base = split_command(command) if command else simulated_command()
-        profile = AgentProfile("simulated", (*base, *flags), ready_pattern=SIMULATED_READY)
+        profile = AgentProfile(
+            "simulated", (*base, *flags), ready_pattern=SIMULATED_READY, support=SimulatedSupport()
+        )
     elif name == "generic":
         if command is None:
             raise InputError("the generic profile needs a command")

@@ -357,6 +357,15 @@ class Agent:
         self.done = self.work(f"{self.task}\n\n{text}" if answered else self.task)
         self.end_turn("Done." if self.done else "I could not do it.")
 
+    def record_usage(self) -> None:
+        """One turn's made-up tokens where the orchestrator reads them (the simulated profile):
+        the prompt's size in, a fixed answer out."""
+        path = os.environ.get("BMAD_USAGE_FILE")
+        if path:
+            turn = {"input": 1500 + len((self.task or "").encode()) // 4, "output": 350}
+            with open(path, "a", encoding="utf-8") as handle:
+                handle.write(json.dumps(turn) + "\n")
+
     def end_turn(self, message: str) -> None:
         """The turn is over: write the turn-end file, or run the Stop hooks as Claude does."""
         say(f"● turn ended{' (quietly)' if self.args.quiet_turns else ''}: {message}")
@@ -364,6 +373,8 @@ class Agent:
         if like is not None and like.like != "claude":
             like.end_turn(self.task or "", message, signal=not self.args.quiet_turns)
             return
+        if like is None:
+            self.record_usage()
         transcript = like.record_usage() if like is not None else None
         if self.args.quiet_turns:
             return

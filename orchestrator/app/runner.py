@@ -192,7 +192,8 @@ class EpicRunner:
         await manager.reap_vanished()
         if self.removed:
             await self._kill_run_sessions(stories=set(self.removed))
-        self.display: Display = make_display(self.selected, live=self.options.live)
+        stages = get_method(config.method).stages  # the board's columns
+        self.display: Display = make_display(self.selected, stages=stages, live=self.options.live)
         self.notifier = Notifier(config.notify, manager.events)
         main = asyncio.current_task()
         loop = asyncio.get_running_loop()

@@ -14,7 +14,7 @@ from typing import Any, Protocol, TextIO
 
 from orchestrator.agents.usage import Usage, UsageTotal
 from orchestrator.app.runs import StoryReport
-from orchestrator.stages import STAGES
+from orchestrator.stages import DOUBTS, SETBACKS, STAGES
 from orchestrator.ui.terminal import shown
 
 
@@ -52,6 +52,15 @@ class Cell:
     seconds: float = 0.0
     ok: bool | None = None
     nudges: int = 0  # nudges typed into the running attempt
+    earlier: list[tuple[str, str]] = field(default_factory=list)  # (text, style) of past rounds
+
+    @property
+    def style(self) -> str:
+        """How the cell's last end is coloured: a setback (NO-GO, Blocked, FAIL) or a failed
+        attempt red, a CONCERNS gate yellow, anything else green."""
+        if not self.ok or self.state in SETBACKS:
+            return "red"
+        return "yellow" if self.state in DOUBTS else "green"
 
 
 @dataclass
@@ -80,8 +89,9 @@ def _elapsed(seconds: float) -> str:
 class Board:
     """Keeps the rows; `PlainDisplay` and `LiveBoard` render them."""
 
-    def __init__(self, stories: list[str]) -> None:
+    def __init__(self, stories: list[str], stages: Sequence[str] = STAGES) -> None:
         self.rows = {story: Row(story) for story in stories}
+        self.stages = tuple(stages)  # the method's: BMad v6 has no PO column
 
     def story(self, story: str, result: str) -> None:
         """Show a story's result (or that it runs)."""
@@ -104,6 +114,8 @@ class Board:
             return
         cell = row.cells[event["stage"]]
         if event["event"] == "stage-start":
+            if cell.state and cell.state != "running":  # a new round: the last one stays shown
+                cell.earlier.append((f"{cell.state} a{cell.attempt}", cell.style))
             cell.state, cell.attempt, cell.ok = "running", event["attempt"], None
             cell.started, cell.nudges = time.monotonic(), 0
             row.result, row.attach = event["stage"], event.get("attach", "")
@@ -115,7 +127,15 @@ class Board:
             cell.seconds += event.get("seconds", 0.0)
             cell.ok = event.get("outcome") is not None
             cell.state = event.get("outcome") or event.get("end", "?")
-            row.attach = ""
+            row.attach = _failure_text(event)
+
+
+def _failure_text(event: dict[str, Any]) -> str:
+    """A failed attempt's log and last screen lines ("" when it had an outcome)."""
+    if event.get("outcome") is not None or not event.get("log"):
+        return ""
+    screen = " / ".join(event.get("screen") or []) or "(empty)"
+    return f"{event['stage']} {event.get('end')}: log {event['log']}; last screen: {screen}"
 
 
 def _merge_text(event: dict[str, Any]) -> str:
@@ -132,8 +152,10 @@ def _merge_text(event: dict[str, Any]) -> str:
 class PlainDisplay(Board):
     """One line per event, flushed: readable in CI logs and through pipes."""
 
-    def __init__(self, stories: list[str], out: TextIO | None = None) -> None:
-        super().__init__(stories)
+    def __init__(
+        self, stories: list[str], stages: Sequence[str] = STAGES, out: TextIO | None = None
+    ) -> None:
+        super().__init__(stories, stages)
         self.out = out or sys.stdout
 
     def _print(self, text: str) -> None:
@@ -173,6 +195,8 @@ class PlainDisplay(Board):
             self._print(
                 f"story {story}: {stage} -> {outcome} ({event.get('seconds', 0):.1f}s, {cost})"
             )
+            if failed := _failure_text(event):
+                self._print(f"story {story}:   {failed}")
         elif event["event"] == "merge":
             self._print(f"story {story}: integrate -> {_merge_text(event)}")
 
@@ -193,11 +217,11 @@ class PlainDisplay(Board):
 class LiveBoard(Board):
     """A rich live table of stories x stages, refreshed in place."""
 
-    def __init__(self, stories: list[str], console: Any = None) -> None:
+    def __init__(self, stories: list[str], stages: Sequence[str] = STAGES, console: Any = None):
         from rich.console import Console
         from rich.live import Live
 
-        super().__init__(stories)
+        super().__init__(stories, stages)
         self.console = console or Console()
         self.live = Live(get_renderable=self.render, console=self.console, refresh_per_second=2)
         self.live.start()
@@ -210,25 +234,27 @@ class LiveBoard(Board):
 
         table = Table(title="bmad-orchestrator", expand=False)
         table.add_column("story")
-        for stage in STAGES:
+        for stage in self.stages:
             table.add_column(stage.upper())
         table.add_column("spent")
         table.add_column("state")
         watching = []
         for row in self.rows.values():
             cells = []
-            for stage in STAGES:
+            for stage in self.stages:
                 cell = row.cells[stage]
+                text = Text()
+                for earlier, style in cell.earlier:  # FAIL a1 → Dev a2 → QA a2: rounds stay
+                    text.append(earlier, style=style).append(" → ", style="dim")
                 if cell.state == "running":
                     spent = cell.seconds + time.monotonic() - cell.started
                     nudged = f" n{cell.nudges}" if cell.nudges else ""
-                    label = f"● a{cell.attempt}{nudged} {_elapsed(spent)}"
-                    cells.append(Text(label, style="yellow"))
+                    text.append(f"● a{cell.attempt}{nudged} {_elapsed(spent)}", style="yellow")
                 elif cell.state:
-                    style = "green" if cell.ok else "red"
-                    cells.append(Text(f"{cell.state} {_elapsed(cell.seconds)}", style=style))
+                    text.append(f"{cell.state} {_elapsed(cell.seconds)}", style=cell.style)
                 else:
-                    cells.append(Text("·", style="dim"))
+                    text.append("·", style="dim")
+                cells.append(text)
             style = "bold magenta" if row.result.startswith("WAITING") else ""
             table.add_row(row.story, *cells, row.spent, Text(shown(row.result), style=style))
             if row.attach:
@@ -262,8 +288,10 @@ class LiveBoard(Board):
         self.console.print(table)
 
 
-def make_display(stories: list[str], *, live: bool | None = None) -> Display:
+def make_display(
+    stories: list[str], *, stages: Sequence[str] = STAGES, live: bool | None = None
+) -> Display:
     """A live board when stdout is a terminal (or `live`), plain lines otherwise."""
     if live is None:
         live = sys.stdout.isatty()
-    return LiveBoard(stories) if live else PlainDisplay(stories)
+    return LiveBoard(stories, stages) if live else PlainDisplay(stories, stages)
