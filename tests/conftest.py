@@ -22,7 +22,11 @@ from orchestrator.tmux import TmuxAgentManager, TmuxServer, socket_path
 from tests.helpers import DEMO
 
 BMAD_V4 = "bmad-method@4.44.3"
-BMAD_V6 = {"6.10.0": "bmad-method@6.10.0", "6.11.0": "bmad-method@6.11.0"}
+BMAD_V6 = {
+    "6.10.0": "bmad-method@6.10.0",
+    "6.11.0": "bmad-method@6.11.0",
+    "6.12.0": "bmad-method@6.12.0",
+}
 FOLDER_MARKERS = {
     "unit": (),
     "tmux": ("tmux",),
@@ -119,14 +123,14 @@ def bmad_v4_install(tmp_path_factory: pytest.TempPathFactory) -> Path:
     pytest.fail(f"the BMad installer failed: {output[-2000:]}")
 
 
-def _install_v6(tmp_path_factory: pytest.TempPathFactory, version: str) -> Path:
+def _install_v6(tmp_path_factory: pytest.TempPathFactory, version: str, *flags: str) -> Path:
     npx = shutil.which("npx")
     if npx is None:
         pytest.skip("npx (Node.js) is not installed: BMad's own installer cannot run here")
-    target = tmp_path_factory.mktemp(f"bmad-v{version}") / "project"
+    target = tmp_path_factory.mktemp(f"bmad-v{version}{''.join(flags)}") / "project"
     target.mkdir()
     command = [npx, "--yes", BMAD_V6[version], "install", "--directory", str(target)]
-    command += ["--modules", "bmm", "--tools", "claude-code", "--yes"]
+    command += ["--modules", "bmm", "--tools", "claude-code", *flags, "--yes"]
     output = ""
     for _ in range(3):  # the registry is the network: a transient failure gets another try
         result = subprocess.run(
@@ -149,6 +153,18 @@ def bmad_v6_install(tmp_path_factory: pytest.TempPathFactory) -> Path:
 def bmad_v6_11_install(tmp_path_factory: pytest.TempPathFactory) -> Path:
     """A real BMad v6.11.0 project (build-auto and the classic skills), once per session."""
     return _install_v6(tmp_path_factory, "6.11.0")
+
+
+@pytest.fixture(scope="session")
+def bmad_v6_12_install(tmp_path_factory: pytest.TempPathFactory) -> Path:
+    """A real BMad v6.12.0 project as installed by default: build-auto, no classic shims."""
+    return _install_v6(tmp_path_factory, "6.12.0")
+
+
+@pytest.fixture(scope="session")
+def bmad_v6_12_shims_install(tmp_path_factory: pytest.TempPathFactory) -> Path:
+    """A real BMad v6.12.0 project installed with `--shims`: the classic skills too."""
+    return _install_v6(tmp_path_factory, "6.12.0", "--shims")
 
 
 def _postgres_bin(name: str) -> str | None:

@@ -16,9 +16,10 @@ Verdicts and failures are scriptable so every route of the story graph can be re
 `--followup-review [ID=]N` (v6 build-auto),
 `--dev-edit [ID=]PATH[:LINE]` (code changes; a Dev in a merge round keeps both sides of each
 conflict),
-`--misbehave exit-at-start|exit-mid-stage|hang|pieces|orphan-child|ask|idle-turn` (for the first
-`--misbehave-times` runs of `--misbehave-stage` of `--misbehave-story`): `ask` asks a question and
-waits for a typed answer before working, `idle-turn` ends its first turn without output.
+`--misbehave exit-at-start|exit-mid-stage|hang|pieces|orphan-child|ask|idle-turn|menu` (for the
+first `--misbehave-times` runs of `--misbehave-stage` of `--misbehave-story`): `ask` asks a
+question and waits for a typed answer before working, `idle-turn` ends its first turn without
+output, `menu` stops at a v6 review's menu although the prompt answered it.
 `--revise-in-steps` makes an SM revision in several writes over a second or more, and
 `--gate-first` writes the QA gate file, then the QA Results entry a second later. Runs are counted
 per story and stage in `{state_dir}/simulated/runs.json`, which is also how tests prove a stage
@@ -63,6 +64,7 @@ MISBEHAVIOURS = (
     "orphan-child",
     "ask",
     "idle-turn",
+    "menu",
 )
 QUESTION = "? The story has open issues: accept the risk and override? (type your answer)"
 STEP_PAUSE = 0.5  # the simulated agent's own pace between the writes of a multi-step edit
@@ -492,9 +494,11 @@ class Agent:
                 )
             else:
                 failing = self.run <= _per_story(args.qa_fail, me.story_id)
+                # `menu`: stop at the skill's menu as if the prompt had not answered it.
+                heard = prompt.splitlines()[-1] if self.misbehaving("menu") else prompt
                 said = rehearsal.review(
                     me.story_id,
-                    prompt,
+                    heard,
                     verdict="FAIL" if failing else args.qa_gate,
                     gate_first=args.gate_first,
                     pause=args.step_pause,

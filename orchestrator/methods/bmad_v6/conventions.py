@@ -47,11 +47,12 @@ UNATTENDED = (
     "questions. Never wait for input; where the workflow asks, answer as the orchestrator "
     "says here."
 )
+PATCH_ANSWER = "for the patch findings choose 1 (Apply every patch)"
 REVIEW_ANSWERS = (
     "Answers for every stop of the review: at discovery answer Y; at the checkpoint continue; "
     "for each decision-needed finding choose to defer it, reason 'unattended run: needs a "
-    "person'; for the patch findings choose 1 (Apply every patch); then update the story "
-    "Status and sprint-status as the review says, and stop (do not start another workflow)."
+    f"person'; {PATCH_ANSWER}; then update the story Status and sprint-status as the review "
+    "says, and stop (do not start another workflow)."
 )
 
 

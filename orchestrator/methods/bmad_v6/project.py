@@ -9,6 +9,7 @@ own `review -> in-progress`, and epics lifted on their first story and closed wi
 from __future__ import annotations
 
 import os
+import shutil
 import sys
 from collections.abc import Mapping
 from pathlib import Path
@@ -307,6 +308,14 @@ class BmadV6Project:
                     f"the {profile} agent cannot call {', '.join(missing)}: not installed in "
                     f"{where}. Install them with: {INSTALL_HINT.replace('claude-code', profile)}"
                 )
+        real = [name for name in agents.values() if name not in ("simulated", "generic")]
+        if self.flavour == "build" and real and shutil.which("uv") is None:
+            problems.append(
+                f"uv is not installed: {BUILD_SKILL} renders itself with `uv run` and halts "
+                "without it. Install it (curl -LsSf https://astral.sh/uv/install.sh | sh, or "
+                "brew install uv), or install BMad with the classic skills (--shims) and use "
+                "method: bmad-v6"
+            )
         if self.flavour == "classic" and not self.layout.sprint_status.is_file():
             problems.append(
                 f"no {self.layout.relative(self.layout.sprint_status)}: the classic cycle "

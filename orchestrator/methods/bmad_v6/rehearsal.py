@@ -2,8 +2,9 @@
 
 create-story: the story from the skill's template, `Status: ready-for-dev`, and its
 sprint-status line (plus the epic lift). dev-story: the tasks checked, the Dev Agent Record,
-`Status: review`. code-review: `### Review Findings`, then it stops at the patch menu as the
-real step 4 does, and applies every patch when answered `1`; a failing review leaves its patch
+`Status: review`. code-review: `### Review Findings`, then the patches applied when the prompt
+gave the patch menu's answer up front, else it stops at that menu as the real step 4 does and
+applies every patch when answered `1`; a failing review leaves its patch
 as an action item and sets `in-progress`. build-auto: a spec with frontmatter and an
 `## Auto Run Result`, done or blocked, committed when the project is a git repository.
 """
@@ -19,6 +20,7 @@ from typing import TYPE_CHECKING
 from orchestrator.files import write_atomic
 from orchestrator.methods.base import RehearsalPaused
 from orchestrator.methods.bmad_v6.artifacts import read_spec, review_findings, set_story_status
+from orchestrator.methods.bmad_v6.conventions import PATCH_ANSWER
 
 if TYPE_CHECKING:
     from orchestrator.methods.bmad_v6.project import BmadV6Project
@@ -155,7 +157,9 @@ class BmadV6Rehearsal:
             old + f"\n## Deferred from: code review of {story.stem} ({day})\n\n"
             "- Slow query on large tables\n",
         )
-        raise RehearsalPaused(PATCH_MENU)
+        if PATCH_ANSWER not in prompt:  # the menu's answer was not given up front: it stops
+            raise RehearsalPaused(PATCH_MENU)
+        return self.review(story_id, "1", verdict=verdict, gate_first=gate_first, pause=pause)
 
     def _build(self, story_id: str, *, blocked: bool, followup: bool, omit: bool) -> str:
         key = self.project.story_key(story_id)
