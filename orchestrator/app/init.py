@@ -19,7 +19,7 @@ from orchestrator.defaults import STATE_DIR_NAME
 from orchestrator.errors import InputError, ProjectError
 from orchestrator.git import Git, find_toplevel
 from orchestrator.git.checks import ignore_pattern
-from orchestrator.methods import Project, detect_method, get_method
+from orchestrator.methods import Project, detect_method, get_method, installed
 from orchestrator.stages import StageName
 
 EPIC_FILE = "epic.yaml"
@@ -34,10 +34,10 @@ def init_project(folder: Path) -> list[str]:
     epic = folder / EPIC_FILE
     if os.path.lexists(epic):
         raise InputError(f"{epic} exists: init never overwrites it (move it away to start over)")
-    if not (folder / ".bmad-core").is_dir() and not (folder / "_bmad").is_dir():
+    if not installed(folder):
         raise InputError(
-            f"{folder} holds no BMad install (.bmad-core/ for v4, _bmad/ for v6): install BMad "
-            "first (npx bmad-method install), then run init again"
+            f"{folder} holds no BMad install: install BMad first (npx bmad-method install), then "
+            "run init again"
         )
     method = detect_method(folder)
     try:

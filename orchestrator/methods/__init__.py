@@ -37,6 +37,13 @@ def get_method(name: str = DEFAULT_METHOD) -> Method:
     raise ConfigError(f"unknown method {name!r}; expected one of {', '.join(METHOD_NAMES)}")
 
 
+def installed(root: Path) -> bool:
+    """Whether some BMad (v4's `.bmad-core/`, v6's `_bmad/`) is installed at `root`."""
+    from orchestrator.methods.bmad_v6.layout import is_v6
+
+    return (root / ".bmad-core").is_dir() or is_v6(root)
+
+
 def detect_method(root: Path) -> MethodName:
     """The method of the project at `root`: `.bmad-core/` is v4; `_bmad/` is v6, classic when
     its create-story, dev-story and code-review skills are installed, build when only
@@ -64,4 +71,5 @@ __all__ = [
     "StoryStanding",
     "detect_method",
     "get_method",
+    "installed",
 ]
