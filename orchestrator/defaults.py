@@ -20,7 +20,7 @@ DEFAULT_SETUP_TIMEOUT = 1800.0  # seconds `git.setup` may take in a new worktree
 
 
 class ExitCode(IntEnum):
-    """Process exit codes of `python -m orchestrator` (documented in the README)."""
+    """Process exit codes of `python -m orchestrator` (README, docs/guide.md)."""
 
     OK = 0
     FAILED = 1  # a story failed, hit an internal error, or was skipped

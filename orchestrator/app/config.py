@@ -131,7 +131,7 @@ class EpicConfig(Settings):
     # `sqlite` (a file in the state dir) or a Postgres URL, or `$VAR` / `${VAR}` naming the
     # environment variable that holds it (so its password need not be in epic.yaml).
     checkpointer: str = "sqlite"
-    # `local`: this process runs the stories; `temporal`: a worker per host does (see README).
+    # `local`: this process runs the stories; `temporal`: a worker per host does (docs/guide.md).
     executor: Literal["local", "temporal"] = "local"
     temporal: TemporalSettings = Field(default_factory=TemporalSettings)
     # The epic's name where runs share a database: its stories' locks are named by it.

@@ -83,7 +83,7 @@ def _epic_text(method: str, cli: str, stories: list[str]) -> str:
         else "  # Give it a permission mode that never asks (see its docs): a question stalls.\n"
     )
     return (
-        '# Written by `bmad-orchestrator init`. Every key: README.md ("Using it").\n'
+        "# Written by `bmad-orchestrator init`. Every key: bmad-orchestrator's docs/epic-yaml.md\n"
         "project: .\n"
         f"method: {method}\n"
         'stories:          # run in this order; `- {id: "1.2", depends_on: ["1.1"]}` and\n'

@@ -115,7 +115,9 @@ class Board:
         cell = row.cells[event["stage"]]
         if event["event"] == "stage-start":
             if cell.state and cell.state != "running":  # a new round: the last one stays shown
-                cell.earlier.append((f"{cell.state} a{cell.attempt}", cell.style))
+                done = f"{cell.state} a{cell.attempt} {_elapsed(cell.seconds)}"
+                cell.earlier.append((done, cell.style))
+                cell.seconds = 0.0
             cell.state, cell.attempt, cell.ok = "running", event["attempt"], None
             cell.started, cell.nudges = time.monotonic(), 0
             row.result, row.attach = event["stage"], event.get("attach", "")

@@ -12,7 +12,7 @@ import subprocess
 from dataclasses import dataclass
 from pathlib import Path
 
-# The versions the README's compatibility table names; `validate` warns outside them.
+# The versions the compatibility table (docs/guide.md) names; `validate` warns outside them.
 PACKAGES = {
     "claude": ("@anthropic-ai/claude-code", "2.1.197", "claude"),
     "codex": ("@openai/codex", "0.171.0", "codex"),
