@@ -240,9 +240,8 @@ async def test_a_dirty_tree_or_a_project_outside_git_is_refused_before_anything_
     assert await sessions_left(plain, socket) == []
 
 
-async def test_resume_after_a_hard_kill_mid_dev_reuses_the_stories_worktree(
-    demo: Path, socket: str
-) -> None:
+async def killed_mid_dev(demo: Path, socket: str) -> Path:
+    """Story 1.1 in a worktree, its orchestrator SIGKILLed while Dev hangs (the agent lives on)."""
     epic = committed_demo(
         demo,
         socket,
@@ -257,6 +256,13 @@ async def test_resume_after_a_hard_kill_mid_dev_reuses_the_stories_worktree(
     finally:
         first.send_signal(signal.SIGKILL)
         first.communicate(timeout=30)
+    return epic
+
+
+async def test_resume_after_a_hard_kill_mid_dev_reuses_the_stories_worktree(
+    demo: Path, socket: str
+) -> None:
+    epic = await killed_mid_dev(demo, socket)
     worktree = demo / ".bmad-orchestrator" / "worktrees" / "1.1"
     before = git(worktree, "log", "--format=%H %s", "bmad/epic--1.1").splitlines()
     assert [line.split(" ", 1)[1] for line in before[:2]] == [
@@ -283,20 +289,7 @@ async def test_resume_after_a_kill_mid_merge_clears_the_locks_and_the_half_merge
 ) -> None:
     """What `kill -9` during a merge leaves (index.lock, MERGE_HEAD, half-written files) once
     stopped `--resume` at `git merge --abort` and lost the run; now it is cleared and goes on."""
-    epic = committed_demo(
-        demo,
-        socket,
-        "--dev-edit", "1.1=src/one.txt",
-        "--misbehave", "hang", "--misbehave-stage", "dev", "--misbehave-times", "1",
-        stories=["1.1"],
-        isolation="worktree",
-    )  # fmt: skip
-    first = start_cli(epic, "--plain")
-    try:
-        await wait_for_run(demo, "1.1", "dev")
-    finally:
-        first.send_signal(signal.SIGKILL)
-        first.communicate(timeout=30)
+    epic = await killed_mid_dev(demo, socket)
     await TmuxAgentManager(demo, socket=socket).kill_all()
     worktrees = demo / ".bmad-orchestrator" / "worktrees"
     integration, story = worktrees / "_integration", worktrees / "1.1"
