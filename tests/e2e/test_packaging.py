@@ -14,6 +14,7 @@ from pathlib import Path
 import pytest
 import yaml
 
+from tests.e2e.test_bmad_v6 import v6_copy
 from tests.helpers import DEMO, REPO
 
 GENERIC = ("state", "nodes", "graphs")
@@ -122,5 +123,27 @@ def test_the_installed_program_inits_validates_and_rehearses_a_real_install(
         assert rehearsal.returncode == 0, rehearsal.stdout + rehearsal.stderr
         assert "1.1: done" in rehearsal.stdout
         assert sorted(str(p.relative_to(project)) for p in project.rglob("*")) == files
+    finally:
+        os.environ["PATH"] = before
+
+
+def test_the_installed_program_inits_a_real_v6_12_install(
+    installed: Path, tmp_path: Path, bmad_v6_12_install: Path
+) -> None:
+    project = v6_copy(bmad_v6_12_install, tmp_path, {"stories": ["1.1"]})  # sprint-planned
+    (project / "epic.yaml").unlink()
+    bin_dir = tmp_path / "bin"
+    bin_dir.mkdir()
+    for name, said in (("claude", "2.1.197 (Claude Code)"), ("uv", "uv 0.9.0")):
+        (bin_dir / name).write_text(f"#!/bin/sh\necho '{said}'\n")
+        (bin_dir / name).chmod(0o755)
+    before = os.environ["PATH"]
+    os.environ["PATH"] = f"{bin_dir}{os.pathsep}{before}"
+    try:
+        done = run(installed, project, "bmad-orchestrator", "init")
+        assert done.returncode == 0, done.stdout + done.stderr
+        assert "bmad-v6-build, 4 stories, agent claude" in done.stdout
+        validated = run(installed, project, "bmad-orchestrator", "validate", "epic.yaml")
+        assert validated.returncode == 0, validated.stderr
     finally:
         os.environ["PATH"] = before
