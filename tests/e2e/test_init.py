@@ -87,3 +87,18 @@ def test_init_without_a_bmad_install_says_what_to_do(tmp_path: Path) -> None:
     assert done.returncode == 2
     assert "holds no BMad install" in done.stderr and "npx bmad-method install" in done.stderr
     assert not (tmp_path / "epic.yaml").exists()
+
+
+def test_init_on_a_build_auto_project_lists_its_stories_yaml(
+    bmad_v6_12_install: Path, tmp_path: Path
+) -> None:
+    project = tmp_path / "project"
+    shutil.copytree(bmad_v6_12_install, project, symlinks=True)
+    folder = project / "_bmad-output" / "specs" / "spec-rate-limit"
+    write(folder / "stories.yaml", '- id: "1"\n  title: Add rate limiting\n- id: "2"\n  title: M\n')
+
+    done = cli("init", project)
+
+    assert done.returncode == 0, done.stdout + done.stderr
+    config = load_epic(project / "epic.yaml")
+    assert (config.method, config.story_ids) == ("bmad-v6-build", ["1", "2"])

@@ -213,6 +213,24 @@ class StoriesEntry:
         return sorted(found, key=lambda p: p.stat().st_mtime_ns, reverse=True)
 
 
+def stories_ids(specs_dir: Path) -> list[str]:
+    """The ids of every `<specs_dir>/*/stories.yaml`, in folder and file order (for `init`)."""
+    ids: list[str] = []
+    try:
+        folders = sorted(p for p in specs_dir.iterdir() if p.is_dir())
+    except (FileNotFoundError, NotADirectoryError):
+        return []
+    for folder in folders:
+        try:
+            entries = load_yaml(folder / "stories.yaml")
+        except (OSError, YamlFileError):
+            continue
+        for entry in entries if isinstance(entries, list) else []:
+            if isinstance(entry, dict) and isinstance(entry.get("id"), str):
+                ids.append(entry["id"])
+    return list(dict.fromkeys(ids))
+
+
 def stories_entries(specs_dir: Path, story_id: str) -> list[StoriesEntry]:
     """Every `<specs_dir>/*/stories.yaml` entry whose `id` is `story_id` (as a string: the
     schema quotes ids, and an unquoted `1` is not `"1"`)."""

@@ -29,6 +29,7 @@ from orchestrator.methods.bmad_v6.artifacts import (
     read_spec,
     set_story_status,
     stories_entries,
+    stories_ids,
     story_status,
 )
 from orchestrator.methods.bmad_v6.layout import (
@@ -216,9 +217,12 @@ class BmadV6Project:
         self.move_story(self.story_key(story_id), "done")
 
     def known_stories(self) -> list[str]:
-        """The stories sprint-status.yaml tracks, in its order (none without one)."""
+        """The stories sprint-status.yaml tracks, in its order; build-auto's without one: the
+        ids of its specs' stories.yaml files."""
         sprint = self.sprint_status()
-        return sprint.story_ids() if sprint is not None else []
+        if sprint is not None:
+            return sprint.story_ids()
+        return stories_ids(self.layout.output / "specs") if self.flavour == "build" else []
 
     def standing(self, story_id: str, *, start_at: StartAt | None = None) -> StoryStanding:
         """Where the story stands (from its file), never destructively."""
