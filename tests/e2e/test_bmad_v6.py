@@ -4,11 +4,13 @@ tmux and the simulated agent doing what the v6 skills do."""
 from __future__ import annotations
 
 import json
+import os
 import shutil
 import signal
 from pathlib import Path
 from typing import Any
 
+import pytest
 import yaml
 
 from orchestrator.methods import detect_method, get_method
@@ -64,8 +66,13 @@ def sprint_entries(project: Path) -> dict[str, str]:
 
 
 def test_real_installs_are_detected_with_their_paths_and_skills(
-    bmad_v6_install: Path, bmad_v6_11_install: Path
+    bmad_v6_install: Path, bmad_v6_11_install: Path, tmp_path: Path, monkeypatch: pytest.MonkeyPatch
 ) -> None:
+    uv = tmp_path / "bin" / "uv"  # build-auto renders through uv: a machine that has it
+    uv.parent.mkdir()
+    uv.write_text("#!/bin/sh\n")
+    uv.chmod(0o755)
+    monkeypatch.setenv("PATH", f"{uv.parent}{os.pathsep}{os.environ['PATH']}")
     assert detect_method(bmad_v6_install) == "bmad-v6"
     assert detect_method(bmad_v6_11_install) == "bmad-v6"  # classic skills are still there
     claude = {"sm": "claude", "dev": "claude", "qa": "claude"}
