@@ -103,12 +103,21 @@ def _run(args: argparse.Namespace) -> int:
 
 
 def _answer(args: argparse.Namespace) -> int:
-    """approve / reject / reply: record the answer, then let a run resume the story."""
+    """approve / reject / reply: record the answer, then let a run resume the story (in the
+    rehearsal's copy with `--simulate`)."""
+    config = _load(args.epic)
+    if not args.simulate:
+        return _answer_in(config, args)
+    from orchestrator.app.rehearsal import rehearse
+
+    return rehearse(config, lambda moved: _answer_in(moved, args), resume=True, keep=False)
+
+
+def _answer_in(config: EpicConfig, args: argparse.Namespace) -> int:
     from orchestrator.app import people
     from orchestrator.app.runner import RunOptions
     from orchestrator.app.runs import load_records
 
-    config = _load(args.epic)
     note = args.text if args.command == "reply" else args.note
     said, run_id = people.give_answer(config, args.story, args.command, note)
     print(said, flush=True)
@@ -336,6 +345,7 @@ def build_command_parser() -> argparse.ArgumentParser:
             answer.add_argument("text", help="the answer, given to a fresh attempt of the stage")
         else:
             answer.add_argument("--note", required=name == "reject", help="what to change, or why")
+        answer.add_argument("--simulate", action="store_true", help="answer a rehearsal's question")
         answer.set_defaults(handler=_answer)
 
     worker = commands.add_parser("worker", help="run this host's Temporal worker for an epic")

@@ -182,6 +182,7 @@ class StoryDriver:
             stage=asked.get("stage"),
             question=str(asked.get("question", "")),
             interrupt_id=interrupt.id,
+            rehearsal=self.record.simulate,
             asked_at=previous.asked_at
             if previous is not None and previous.interrupt_id == interrupt.id
             else people.now(),

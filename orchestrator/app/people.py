@@ -47,10 +47,12 @@ class Waiting(BaseModel):
     question: str
     interrupt_id: str
     asked_at: datetime
+    rehearsal: bool = False  # asked in a rehearsal (`--simulate`): answered with `--simulate`
 
     def commands(self) -> list[str]:
         """How to answer, as commands a person can paste."""
         base = f"python -m orchestrator {{}} {shlex.quote(self.epic)} {shlex.quote(self.story)}"
+        base += " --simulate" * self.rehearsal
         if self.gate == "on_needs_input":
             return [base.format("reply") + " 'YOUR ANSWER'", base.format("reject") + " --note WHY"]
         return [base.format("approve"), base.format("reject") + " --note 'WHAT TO CHANGE'"]

@@ -108,3 +108,20 @@ def test_nothing_to_resume_without_a_rehearsal(demo: Path, socket: str) -> None:
     refused = cli(epic, "--simulate", "--resume")
     assert refused.returncode == 2
     assert "no rehearsal of this epic to resume" in refused.stderr
+
+
+def test_a_rehearsals_gate_is_answered_with_simulate_and_goes_on_in_the_copy(
+    demo: Path, socket: str
+) -> None:
+    epic = committed_project(demo, socket, stories=["1.1"], parallel=1, gates=["after_po"])
+    before = everything(demo)
+    waiting = cli(epic, "--simulate", "--plain", timeout=300)
+    assert waiting.returncode == 3, waiting.stdout + waiting.stderr
+    assert f"approve {epic} 1.1 --simulate" in waiting.stdout
+    assert cli("approve", epic, "1.1").returncode == 2  # the real project has no question
+
+    approved = cli("approve", epic, "1.1", "--simulate", timeout=300)
+
+    assert approved.returncode == 0, approved.stdout + approved.stderr
+    assert "1.1: done" in approved.stdout and "the copy is removed" in approved.stdout
+    assert everything(demo) == before
