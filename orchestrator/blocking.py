@@ -84,8 +84,9 @@ class Pool:
 
 
 # tmux commands: spawning, listing, capturing, typing and killing sessions.
-TMUX = Pool("tmux", workers=4, deadline=60.0)
-# git: each command also carries its own timeout that kills it (see git.repo).
-GIT = Pool("git", workers=2, deadline=3600.0)
-# Files: the state dir, run records, usage records, signal files, pane logs.
-FILES = Pool("files", workers=4, deadline=60.0)
+TMUX = Pool("tmux", workers=8, deadline=60.0)
+# git, and `git.setup` in a new worktree (minutes, beside other stories' commits): each command
+# also carries its own deadline that stops it (see `commands`).
+GIT = Pool("git", workers=4, deadline=3600.0)
+# Files: the state dir, run records, output checks, usage records, signal files, pane logs.
+FILES = Pool("files", workers=8, deadline=60.0)
