@@ -10,6 +10,7 @@ items (6.2+) or `Review Follow-ups (AI)` with `[AI-Review]` items (6.0). A build
 from __future__ import annotations
 
 import re
+from collections.abc import Iterator
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
@@ -213,45 +214,39 @@ class StoriesEntry:
         return sorted(found, key=lambda p: p.stat().st_mtime_ns, reverse=True)
 
 
-def stories_ids(specs_dir: Path) -> list[str]:
-    """The ids of every `<specs_dir>/*/stories.yaml`, in folder and file order (for `init`)."""
-    ids: list[str] = []
+def _stories_yaml(specs_dir: Path) -> Iterator[tuple[Path, dict[str, Any]]]:
+    """(folder, entry) of every `<specs_dir>/*/stories.yaml`, in folder and file order; a file
+    that cannot be read is skipped."""
     try:
         folders = sorted(p for p in specs_dir.iterdir() if p.is_dir())
     except (FileNotFoundError, NotADirectoryError):
-        return []
+        return
     for folder in folders:
         try:
             entries = load_yaml(folder / "stories.yaml")
         except (OSError, YamlFileError):
             continue
         for entry in entries if isinstance(entries, list) else []:
-            if isinstance(entry, dict) and isinstance(entry.get("id"), str):
-                ids.append(entry["id"])
+            if isinstance(entry, dict):
+                yield folder, entry
+
+
+def stories_ids(specs_dir: Path) -> list[str]:
+    """The ids of every `<specs_dir>/*/stories.yaml`, in order (for `init`)."""
+    ids = [e["id"] for _, e in _stories_yaml(specs_dir) if isinstance(e.get("id"), str)]
     return list(dict.fromkeys(ids))
 
 
 def stories_entries(specs_dir: Path, story_id: str) -> list[StoriesEntry]:
     """Every `<specs_dir>/*/stories.yaml` entry whose `id` is `story_id` (as a string: the
     schema quotes ids, and an unquoted `1` is not `"1"`)."""
-    found: list[StoriesEntry] = []
-    try:
-        folders = sorted(p for p in specs_dir.iterdir() if p.is_dir())
-    except (FileNotFoundError, NotADirectoryError):
-        return []
-    for folder in folders:
-        try:
-            entries = load_yaml(folder / "stories.yaml")
-        except (OSError, YamlFileError):
-            continue
-        for entry in entries if isinstance(entries, list) else []:
-            if isinstance(entry, dict) and entry.get("id") == story_id:
-                found.append(
-                    StoriesEntry(
-                        folder=folder,
-                        id=story_id,
-                        title=str(entry.get("title") or story_id),
-                        invoke_dev_with=str(entry.get("invoke_dev_with") or ""),
-                    )
-                )
-    return found
+    return [
+        StoriesEntry(
+            folder=folder,
+            id=story_id,
+            title=str(entry.get("title") or story_id),
+            invoke_dev_with=str(entry.get("invoke_dev_with") or ""),
+        )
+        for folder, entry in _stories_yaml(specs_dir)
+        if entry.get("id") == story_id
+    ]
