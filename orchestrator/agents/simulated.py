@@ -46,6 +46,7 @@ from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
+from orchestrator.agents.clis.base import USAGE_VARIABLE
 from orchestrator.agents.codework import apply_edits, parse_edit, resolve_conflicts
 from orchestrator.agents.lookalike import INPUT_LINES, Lookalike, add_arguments
 from orchestrator.agents.steering import pointed_text
@@ -362,7 +363,7 @@ class Agent:
     def record_usage(self) -> None:
         """One turn's made-up tokens where the orchestrator reads them (the simulated profile):
         the prompt's size in, a fixed answer out."""
-        path = os.environ.get("BMAD_USAGE_FILE")
+        path = os.environ.get(USAGE_VARIABLE)
         if path:
             turn = {"input": 1500 + len((self.task or "").encode()) // 4, "output": 350}
             with open(path, "a", encoding="utf-8") as handle:

@@ -18,7 +18,7 @@ from orchestrator.agents.clis import CLIS
 from orchestrator.defaults import STATE_DIR_NAME
 from orchestrator.errors import InputError, ProjectError
 from orchestrator.git import Git, find_toplevel
-from orchestrator.git.checks import ignore_pattern
+from orchestrator.git.checks import exclude_locally, ignore_pattern
 from orchestrator.methods import Project, detect_method, get_method, installed
 from orchestrator.stages import StageName
 
@@ -107,14 +107,8 @@ def _ignore_state_dir(folder: Path) -> str:
     if git.ok("check-ignore", "-q", f"{STATE_DIR_NAME}/"):
         return f"{STATE_DIR_NAME}/ is already ignored by git"
     relative = os.path.relpath(folder / STATE_DIR_NAME, os.path.realpath(toplevel))
-    exclude = folder / git.run("rev-parse", "--git-path", "info/exclude").strip()
     try:
-        exclude.parent.mkdir(parents=True, exist_ok=True)
-        fd = os.open(exclude, os.O_RDWR | os.O_APPEND | os.O_CREAT | os.O_NOFOLLOW, 0o644)
-        with os.fdopen(fd, "r+b") as handle:
-            size = os.fstat(fd).st_size
-            newline = b"" if size == 0 or os.pread(fd, 1, size - 1) == b"\n" else b"\n"
-            handle.write(newline + f"{ignore_pattern(relative)}/\n".encode())
+        exclude = exclude_locally(git, relative)
     except OSError as exc:
-        return f"add {ignore_pattern(relative)}/ to .gitignore (could not write {exclude}: {exc})"
+        return f"add {ignore_pattern(relative)}/ to .gitignore (git's exclude file: {exc})"
     return f"kept {STATE_DIR_NAME}/ out of git ({exclude})"

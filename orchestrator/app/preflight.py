@@ -33,11 +33,12 @@ def preflight(config: EpicConfig, simulate: bool) -> tuple[list[str], list[str]]
             problems.append(f"stages.{stage}.agent: {exc}")
             continue
         binary = profile.command[0]
-        if shutil.which(binary) is None and not Path(binary).is_file():
+        present = shutil.which(binary) is not None or Path(binary).is_file()
+        if not present:
             problems.append(f"agent command {binary!r} ({stage}) is not on PATH")
         agents[stage] = profile.name
         if profile.name in CLIS:
-            if shutil.which(binary) is not None or Path(binary).is_file():
+            if present:
                 commands.add((profile.name, binary))  # its version is asked
             spec = CLIS[profile.name]
             if spec.asks_permission(profile.command):

@@ -14,14 +14,13 @@ import hashlib
 import os
 import shlex
 import shutil
-import subprocess
 from collections.abc import Callable
 from pathlib import Path
 
 from orchestrator.app.config import EpicConfig
 from orchestrator.defaults import ExitCode
-from orchestrator.errors import InputError
-from orchestrator.git import find_toplevel
+from orchestrator.errors import GitError, InputError
+from orchestrator.git import Git, find_toplevel
 
 FOLDER = Path("bmad-orchestrator") / "rehearsals"
 FINISHED = (ExitCode.OK, ExitCode.FAILED)
@@ -84,17 +83,12 @@ def _fresh_copy(toplevel: Path, copy: Path, *, skip: Path) -> None:
 
     shutil.copytree(toplevel, copy, symlinks=True, ignore=ignore)
     if git_dir.is_file():
-        _git(toplevel, "clone", "--quiet", "--bare", str(toplevel), str(copy / ".git"))
-        _git(copy, "config", "core.bare", "false")
-        _git(copy, "reset", "--quiet")
-
-
-def _git(cwd: Path, *args: str) -> None:
-    done = subprocess.run(
-        ["git", *args], cwd=cwd, capture_output=True, text=True, timeout=600, check=False
-    )
-    if done.returncode != 0:
-        raise InputError(f"could not copy the repository for the rehearsal: {done.stderr.strip()}")
+        try:
+            Git(toplevel).run("clone", "--quiet", "--bare", str(toplevel), str(copy / ".git"))
+            Git(copy).run("config", "core.bare", "false")
+            Git(copy).run("reset", "--quiet")
+        except GitError as exc:
+            raise InputError(f"could not copy the repository for the rehearsal: {exc}") from None
 
 
 def rehearse(

@@ -21,6 +21,21 @@ def ignore_pattern(path: str) -> str:
     return "/" + escaped
 
 
+def exclude_locally(git: Git, relative: str) -> Path:
+    """Add `relative` (a folder, from the repository root) to the repository's own
+    `info/exclude` as a literal anchored pattern, never to a tracked file; the file it wrote."""
+    exclude = git.cwd / git.run("rev-parse", "--git-path", "info/exclude").strip()
+    exclude.parent.mkdir(parents=True, exist_ok=True)
+    fd = os.open(exclude, os.O_RDWR | os.O_APPEND | os.O_CREAT | os.O_NOFOLLOW, 0o644)
+    try:
+        size = os.fstat(fd).st_size
+        ends_cleanly = size == 0 or os.pread(fd, 1, size - 1) == b"\n"
+        os.write(fd, f"{'' if ends_cleanly else chr(10)}{ignore_pattern(relative)}/\n".encode())
+    finally:
+        os.close(fd)
+    return exclude
+
+
 def default_branch(stem: str) -> str:
     """`bmad/{stem}` with the stem reduced to what a branch name may hold."""
     cleaned = re.sub(r"[^A-Za-z0-9._-]+", "-", stem).strip(".-")

@@ -29,7 +29,12 @@ from types import MappingProxyType
 from orchestrator import commands
 from orchestrator.errors import GitError, IsolationError
 from orchestrator.files import StateDir, open_private, write_private
-from orchestrator.git.checks import find_toplevel, ignore_pattern, user_excludes
+from orchestrator.git.checks import (
+    exclude_locally,
+    find_toplevel,
+    ignore_pattern,
+    user_excludes,
+)
 from orchestrator.git.drivers import MergeDrivers
 from orchestrator.git.recovery import clear_stale_lock, settle_own_checkout
 from orchestrator.git.repo import Git
@@ -272,17 +277,7 @@ class Worktrees:
             return
         if relative == Path(".") or self.main.ok("check-ignore", "-q", str(self.state.root)):
             return
-        common = Path(self.main.run("rev-parse", "--git-common-dir").strip())
-        exclude = (self.project / common).resolve() / "info" / "exclude"
-        exclude.parent.mkdir(parents=True, exist_ok=True)
-        fd = os.open(exclude, os.O_RDWR | os.O_APPEND | os.O_CREAT | os.O_NOFOLLOW, 0o644)
-        try:
-            size = os.fstat(fd).st_size
-            ends_cleanly = size == 0 or os.pread(fd, 1, size - 1) == b"\n"
-            line = f"{'' if ends_cleanly else chr(10)}{ignore_pattern(str(relative))}/\n"
-            os.write(fd, line.encode())
-        finally:
-            os.close(fd)
+        exclude_locally(self.main, str(relative))
 
     def _write_excludes(self) -> None:
         # The project folder is literal; the install paths are the method's own globs.

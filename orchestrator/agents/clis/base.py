@@ -22,6 +22,10 @@ from orchestrator.agents.clis.standin import StandIn
 from orchestrator.agents.steering import hook_command
 from orchestrator.agents.usage import ModelTokens
 
+# Where an agent without usage records of its own on disk appends them, one JSON line per record
+# (opencode through our plugin, the simulated agent itself); a file in the run's folder.
+USAGE_VARIABLE = "BMAD_USAGE_FILE"
+
 # How a BMad agent is activated in the CLI: its slash command (`/BMad:agents:sm`), a mention
 # ("As sm, ..." with AGENTS.md), the CLI's agent option (`--agent sm`), or the agent file itself.
 Activation = Literal["slash", "mention", "agent", "file"]

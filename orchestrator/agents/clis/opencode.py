@@ -24,6 +24,7 @@ from typing import Any
 
 from orchestrator.agents.clis.base import (
     MAX_COUNT,
+    USAGE_VARIABLE,
     CliSpec,
     Launch,
     LaunchSpec,
@@ -39,7 +40,6 @@ from orchestrator.agents.clis.standin import (
 )
 from orchestrator.agents.usage import ModelTokens
 
-USAGE_VARIABLE = "BMAD_USAGE_FILE"
 PLUGIN = """// bmad-orchestrator, for one session: turn ends, questions, submits and usage as files;
 // a turn end also asks the orchestrator whether to go on (see orchestrator/agents/relay.py).
 import { appendFileSync, readFileSync, renameSync, unlinkSync, writeFileSync } from "node:fs";

@@ -7,6 +7,7 @@ from collections.abc import Mapping
 from typing import Any
 
 from orchestrator.agents.clis.base import (
+    USAGE_VARIABLE,
     Launch,
     LaunchSpec,
     UsageQuery,
@@ -16,7 +17,6 @@ from orchestrator.agents.clis.base import (
 )
 from orchestrator.agents.usage import ModelTokens
 
-USAGE_VARIABLE = "BMAD_USAGE_FILE"  # where the simulated agent appends one line per turn
 MODEL = "simulated"
 
 
