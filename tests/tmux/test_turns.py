@@ -259,9 +259,9 @@ async def test_with_a_person_for_questions_a_claude_question_ends_the_attempt_wi
     (entry,) = update["recovery_log"]
     assert entry.detail == f"the agent asked: {QUESTION}"  # from the hook's payload
     (steer,) = [e for e in events(project) if e["event"] == "steer"]
-    assert steer["took"] is True  # the hook was answered: no dialog left waiting
-    # The stand-in read "a person will answer" as the answer: its next input.
-    assert recorded_prompts(project)[1].startswith("A person will answer this question")
+    # The hook was given an answer ("a person will answer") and took it: no dialog left waiting.
+    # What the CLI does with it after that races with the session's kill, so it is not asserted.
+    assert steer["steered"] is True and steer["took"] is True
 
 
 async def test_a_claude_stop_without_output_is_continued_through_its_hook(
